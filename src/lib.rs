@@ -1,0 +1,32 @@
+//! # pinalloc
+//!
+//! Memory for low-latency systems: trading engines, mining-protocol proxies, feed handlers.
+//!
+//! The crate is built in layers; lower layers never depend on higher ones:
+//!
+//! | layer | module | what it is |
+//! |---|---|---|
+//! | lock-free structures | [`stack`] | an ABA-safe Treiber stack of nodes addressed by 32-bit index, the building block of every depot and pool |
+//! | OS | [`os`] | mappings, purging, huge pages with fallback, NUMA placement, thread pinning |
+//! | primitives | `sync` | `core` atomics, or loom's under `--cfg loom` |
+//!
+//! The allocator, arena, buffer pools and shared-memory IPC described in the design are
+//! built on these layers as they land.
+//!
+//! ## Verification
+//! Every `unsafe` block states the invariant it relies on. The lock-free protocols are
+//! model-checked with [loom](https://docs.rs/loom) (`RUSTFLAGS="--cfg loom"`), and the code
+//! that needs no real syscalls runs under miri with Stacked and Tree Borrows, against a
+//! heap-backed fake of the OS layer.
+
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+#[cfg(any(feature = "std", test, miri, loom))]
+extern crate std;
+
+pub mod os;
+pub mod stack;
+mod sync;

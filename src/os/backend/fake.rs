@@ -1,0 +1,112 @@
+//! The OS layer served from the heap, for miri (which cannot make syscalls).
+//!
+//! Mappings are zeroed heap blocks from [`std::alloc::System`] (never from the global
+//! allocator, which may be this crate's own). Purging zeroes, reserve-only mappings are
+//! ordinary memory, there are no huge pages, one CPU and one NUMA node. The functions keep
+//! the contracts of the Linux backend, so code tested here runs there unchanged.
+
+use super::{Purge, Request};
+use core::alloc::{GlobalAlloc, Layout};
+use core::ffi::CStr;
+use core::ptr::NonNull;
+use std::alloc::System;
+
+pub(crate) fn page_size() -> usize {
+    4096
+}
+
+fn layout(len: usize, align: usize) -> Result<Layout, i32> {
+    Layout::from_size_align(len, align.max(page_size())).map_err(|_| libc::ENOMEM)
+}
+
+pub(crate) fn map(req: &Request) -> Result<NonNull<u8>, i32> {
+    if req.huge_tlb.is_some() {
+        return Err(libc::ENOMEM);
+    }
+    let layout = layout(req.len, req.align)?;
+    // SAFETY: `layout` has a non-zero size (the caller validated `len`).
+    let ptr = unsafe { System.alloc_zeroed(layout) };
+    NonNull::new(ptr).ok_or(libc::ENOMEM)
+}
+
+/// # Safety
+/// `ptr..ptr + len` is a whole mapping from [`map`] with alignment `align`. Unlike the
+/// Linux backend, parts of a mapping cannot be unmapped here.
+pub(crate) unsafe fn unmap(ptr: NonNull<u8>, len: usize, align: usize) {
+    if let Ok(layout) = layout(len, align) {
+        // SAFETY: per the contract this is the block `map` allocated, with this layout.
+        unsafe { System.dealloc(ptr.as_ptr(), layout) };
+    }
+}
+
+/// # Safety
+/// As for the Linux backend: the range is inside a mapping and its contents are disposable.
+pub(crate) unsafe fn purge(ptr: NonNull<u8>, len: usize, how: Purge) -> Result<(), i32> {
+    // MADV_FREE may keep the contents; MADV_DONTNEED zeroes them. Zeroing serves both.
+    let _ = how;
+    // SAFETY: per the contract the range is ours and disposable.
+    unsafe { ptr.as_ptr().write_bytes(0, len) };
+    Ok(())
+}
+
+/// # Safety
+/// As for the Linux backend.
+pub(crate) unsafe fn protect(ptr: NonNull<u8>, len: usize, commit: bool) -> Result<(), i32> {
+    if !commit {
+        // SAFETY: per the contract the range is ours and disposable.
+        unsafe { ptr.as_ptr().write_bytes(0, len) };
+    }
+    Ok(())
+}
+
+/// # Safety
+/// As for the Linux backend.
+pub(crate) unsafe fn advise_transparent_huge(
+    _ptr: NonNull<u8>,
+    _len: usize,
+    _on: bool,
+) -> Result<(), i32> {
+    Ok(())
+}
+
+/// # Safety
+/// As for the Linux backend; `align` is the alignment the mapping was made with.
+pub(crate) unsafe fn remap(
+    ptr: NonNull<u8>,
+    old_len: usize,
+    new_len: usize,
+    align: usize,
+    may_move: bool,
+) -> Result<NonNull<u8>, i32> {
+    if !may_move {
+        return Err(libc::ENOMEM);
+    }
+    let old = layout(old_len, align)?;
+    layout(new_len, align)?;
+    // SAFETY: `ptr` was allocated by `map` with `old`; `new_len` is non-zero and forms a
+    // valid layout with the same alignment (checked above).
+    let new = unsafe { System.realloc(ptr.as_ptr(), old, new_len) };
+    let new = NonNull::new(new).ok_or(libc::ENOMEM)?;
+    if new_len > old_len {
+        // Fresh pages of a grown mapping read as zero, as mremap's do.
+        // SAFETY: the tail lies inside the block just reallocated.
+        unsafe { new.as_ptr().add(old_len).write_bytes(0, new_len - old_len) };
+    }
+    Ok(new)
+}
+
+pub(crate) const MAX_NODES: usize = 1;
+
+/// # Safety
+/// As for the Linux backend.
+pub(crate) unsafe fn bind(_ptr: NonNull<u8>, _len: usize, _node: usize) -> Result<(), i32> {
+    Ok(())
+}
+
+pub(crate) fn getcpu() -> Result<(u32, u32), i32> {
+    Ok((0, 0))
+}
+
+pub(crate) fn read_small_file(_path: &CStr, _buf: &mut [u8]) -> Option<usize> {
+    None
+}

@@ -1,0 +1,273 @@
+//! The kernel calls, through `libc`. Nothing outside this file calls a libc memory function.
+//!
+//! Every function here either returns an `errno` or succeeds; none panics, none allocates
+//! (the global allocator is built on them).
+
+use super::{HugeTlb, Purge, Request};
+use core::ffi::CStr;
+use core::ptr::{self, NonNull};
+
+fn errno() -> i32 {
+    // SAFETY: `__errno_location` returns the calling thread's errno slot, valid for the
+    // thread's lifetime.
+    unsafe { *libc::__errno_location() }
+}
+
+/// The base page size from `sysconf`, or 4096 if it cannot be read.
+pub(crate) fn page_size() -> usize {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if size > 0 { size as usize } else { 4096 }
+}
+
+/// Maps `req.len` bytes aligned to `req.align`, zero-filled. Alignment beyond what `mmap`
+/// gives is obtained by over-reserving `len + align - granule` bytes and unmapping the
+/// misaligned head and the unused tail, so it costs one extra `munmap` or two, never a copy.
+pub(crate) fn map(req: &Request) -> Result<NonNull<u8>, i32> {
+    let natural = req.granule.max(page_size());
+    let over = if req.align > natural {
+        req.align - req.granule
+    } else {
+        0
+    };
+    let total = req.len.checked_add(over).ok_or(libc::ENOMEM)?;
+    let prot = if req.reserve_only {
+        libc::PROT_NONE
+    } else {
+        libc::PROT_READ | libc::PROT_WRITE
+    };
+    let mut flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+    if req.reserve_only {
+        flags |= libc::MAP_NORESERVE;
+    }
+    if req.populate && over == 0 {
+        // With an over-reservation, populate after trimming instead (below), so the trimmed
+        // parts are never faulted in.
+        flags |= libc::MAP_POPULATE;
+    }
+    match req.huge_tlb {
+        None => {}
+        Some(HugeTlb::Size2M) => flags |= libc::MAP_HUGETLB | libc::MAP_HUGE_2MB,
+        Some(HugeTlb::Size1G) => flags |= libc::MAP_HUGETLB | libc::MAP_HUGE_1GB,
+    }
+    // SAFETY: an anonymous mapping at a kernel-chosen address aliases no existing memory.
+    let raw = unsafe { libc::mmap(ptr::null_mut(), total, prot, flags, -1, 0) };
+    if raw == libc::MAP_FAILED {
+        return Err(errno());
+    }
+    let base = raw.cast::<u8>();
+    if over == 0 {
+        // SAFETY: mmap never returns null on success (MAP_FIXED was not asked for).
+        return Ok(unsafe { NonNull::new_unchecked(base) });
+    }
+    let head = base.addr().next_multiple_of(req.align) - base.addr();
+    let tail = over - head;
+    // SAFETY: `head` and `tail` are multiples of the granule (the base and `align` are
+    // granule-aligned) and lie inside the mapping just created, which nobody else knows of.
+    unsafe {
+        let aligned = base.add(head);
+        if head > 0 {
+            libc::munmap(base.cast(), head);
+        }
+        if tail > 0 {
+            libc::munmap(aligned.add(req.len).cast(), tail);
+        }
+        if req.populate && !req.reserve_only {
+            // Best effort, as MAP_POPULATE is: a failure only means later page faults.
+            libc::madvise(aligned.cast(), req.len, libc::MADV_WILLNEED);
+            prefault(aligned, req.len);
+        }
+        Ok(NonNull::new_unchecked(aligned))
+    }
+}
+
+/// Touches one byte per page so a trimmed mapping is as faulted-in as `MAP_POPULATE` makes one.
+///
+/// # Safety
+/// `ptr..ptr + len` is a readable and writable mapping that holds no Rust objects yet.
+unsafe fn prefault(ptr: *mut u8, len: usize) {
+    let step = page_size();
+    let mut offset = 0;
+    while offset < len {
+        // SAFETY: in bounds per the contract; a volatile zero store keeps the fresh zero
+        // contents and cannot be elided.
+        unsafe { ptr.add(offset).write_volatile(0) };
+        offset += step;
+    }
+}
+
+/// Unmaps a mapping (or a granule-aligned part of one).
+///
+/// # Safety
+/// `ptr..ptr + len` was returned by [`map`] (or is part of it) and nothing refers to it anymore.
+pub(crate) unsafe fn unmap(ptr: NonNull<u8>, len: usize, _align: usize) {
+    // SAFETY: per the contract the range is ours to unmap. munmap of a valid range cannot
+    // fail, and if it did the memory would merely stay mapped.
+    unsafe { libc::munmap(ptr.as_ptr().cast(), len) };
+}
+
+/// Releases the physical pages behind `ptr..ptr + len`.
+///
+/// # Safety
+/// The range is page-aligned, inside a mapping from [`map`], and holds no live objects the
+/// caller still reads (their bytes become zero, or with `Lazy` undefined until rewritten).
+pub(crate) unsafe fn purge(ptr: NonNull<u8>, len: usize, how: Purge) -> Result<(), i32> {
+    let advice = match how {
+        Purge::Discard => libc::MADV_DONTNEED,
+        Purge::Lazy => libc::MADV_FREE,
+    };
+    // SAFETY: per the contract the range is mapped and its contents are disposable.
+    let rc = unsafe { libc::madvise(ptr.as_ptr().cast(), len, advice) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = errno();
+    if how == Purge::Lazy && err == libc::EINVAL {
+        // MADV_FREE is refused on hugetlb and shared mappings, and on kernels before 4.5.
+        // SAFETY: as above.
+        return unsafe { purge(ptr, len, Purge::Discard) };
+    }
+    Err(err)
+}
+
+/// Makes `ptr..ptr + len` readable and writable (`commit`) or inaccessible (`!commit`).
+/// Taking access away also releases the pages, so a later commit reads zeros.
+///
+/// # Safety
+/// The range is page-aligned and inside a mapping from [`map`]; when decommitting, nothing
+/// in it is still in use.
+pub(crate) unsafe fn protect(ptr: NonNull<u8>, len: usize, commit: bool) -> Result<(), i32> {
+    if !commit {
+        // SAFETY: per the contract the contents are disposable.
+        unsafe { purge(ptr, len, Purge::Discard)? };
+    }
+    let prot = if commit {
+        libc::PROT_READ | libc::PROT_WRITE
+    } else {
+        libc::PROT_NONE
+    };
+    // SAFETY: per the contract the range is one of our mappings.
+    let rc = unsafe { libc::mprotect(ptr.as_ptr().cast(), len, prot) };
+    if rc == 0 { Ok(()) } else { Err(errno()) }
+}
+
+/// Asks for (`on`) or forbids (`!on`) transparent huge pages on the range.
+///
+/// # Safety
+/// The range is page-aligned and inside a mapping from [`map`].
+pub(crate) unsafe fn advise_transparent_huge(
+    ptr: NonNull<u8>,
+    len: usize,
+    on: bool,
+) -> Result<(), i32> {
+    let advice = if on {
+        libc::MADV_HUGEPAGE
+    } else {
+        libc::MADV_NOHUGEPAGE
+    };
+    // SAFETY: per the contract the range is one of our mappings; this advice never changes
+    // its contents.
+    let rc = unsafe { libc::madvise(ptr.as_ptr().cast(), len, advice) };
+    if rc == 0 { Ok(()) } else { Err(errno()) }
+}
+
+/// Grows or shrinks a mapping with `mremap`, in place if `may_move` is false.
+///
+/// # Safety
+/// `ptr..ptr + old_len` is a whole mapping from [`map`]; if it moves, the old addresses
+/// are dead and the caller must not use them.
+pub(crate) unsafe fn remap(
+    ptr: NonNull<u8>,
+    old_len: usize,
+    new_len: usize,
+    _align: usize,
+    may_move: bool,
+) -> Result<NonNull<u8>, i32> {
+    let flags = if may_move { libc::MREMAP_MAYMOVE } else { 0 };
+    // SAFETY: per the contract the old range is one whole mapping of ours.
+    let raw = unsafe { libc::mremap(ptr.as_ptr().cast(), old_len, new_len, flags) };
+    if raw == libc::MAP_FAILED {
+        return Err(errno());
+    }
+    // SAFETY: mremap never returns null on success.
+    Ok(unsafe { NonNull::new_unchecked(raw.cast()) })
+}
+
+/// Largest node number `bind` accepts: the mask below has this many bits.
+pub(crate) const MAX_NODES: usize = 1024;
+
+/// Binds the range's pages to one NUMA node (`mbind(MPOL_BIND)`), moving pages already there.
+///
+/// # Safety
+/// The range is page-aligned and inside a mapping from [`map`].
+pub(crate) unsafe fn bind(ptr: NonNull<u8>, len: usize, node: usize) -> Result<(), i32> {
+    const MPOL_BIND: libc::c_long = 2;
+    const MPOL_MF_MOVE: libc::c_long = 1 << 1;
+    let mut mask = [0u64; MAX_NODES / 64];
+    mask[node / 64] |= 1 << (node % 64);
+    // The kernel reads `maxnode - 1` bits (a long-standing off-by-one that libnuma also
+    // works around), hence the + 1.
+    let maxnode = (MAX_NODES + 1) as libc::c_ulong;
+    // SAFETY: mbind reads `mask` (which outlives the call) and changes only the placement
+    // policy of our own range.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mbind,
+            ptr.as_ptr(),
+            len,
+            MPOL_BIND,
+            mask.as_ptr(),
+            maxnode,
+            MPOL_MF_MOVE,
+        )
+    };
+    if rc == 0 { Ok(()) } else { Err(errno()) }
+}
+
+/// The CPU the calling thread runs on and that CPU's NUMA node.
+pub(crate) fn getcpu() -> Result<(u32, u32), i32> {
+    let mut cpu: libc::c_uint = 0;
+    let mut node: libc::c_uint = 0;
+    // SAFETY: getcpu writes two unsigned ints through the pointers, which are valid; the
+    // third (cache) argument is unused since Linux 2.6.24 and may be null.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_getcpu,
+            &mut cpu as *mut libc::c_uint,
+            &mut node as *mut libc::c_uint,
+            ptr::null_mut::<libc::c_void>(),
+        )
+    };
+    if rc == 0 {
+        Ok((cpu, node))
+    } else {
+        Err(errno())
+    }
+}
+
+/// Reads a small file (a sysfs or procfs entry) into `buf` without allocating. Returns the
+/// number of bytes read, or `None` if it cannot be opened or read.
+pub(crate) fn read_small_file(path: &CStr, buf: &mut [u8]) -> Option<usize> {
+    // SAFETY: `path` is NUL-terminated; open has no other preconditions.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return None;
+    }
+    let mut filled = 0;
+    let result = loop {
+        if filled == buf.len() {
+            break Some(filled);
+        }
+        // SAFETY: reads at most the unfilled remainder of `buf`, which is valid for writes.
+        let n = unsafe { libc::read(fd, buf[filled..].as_mut_ptr().cast(), buf.len() - filled) };
+        match n {
+            0 => break Some(filled),
+            n if n > 0 => filled += n as usize,
+            _ if errno() == libc::EINTR => continue,
+            _ => break None,
+        }
+    };
+    // SAFETY: `fd` is the descriptor opened above, closed exactly once.
+    unsafe { libc::close(fd) };
+    result
+}

@@ -1,0 +1,25 @@
+//! The atomics every lock-free protocol in this crate is written against.
+//!
+//! Normally these are `core`'s atomics. Built with `RUSTFLAGS="--cfg loom"` they are
+//! [loom](https://docs.rs/loom)'s, so the model checker can explore every interleaving and
+//! every weak-memory outcome the orderings allow. Code above this module never names
+//! `core::sync::atomic` directly, so nothing escapes the model.
+//!
+//! Loom's atomics cannot be built in a `const` context; types that want a `const fn new`
+//! (the allocator's statics) provide it only under `not(loom)`.
+
+#[cfg(not(loom))]
+pub use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+
+#[cfg(loom)]
+pub use loom::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+
+/// Busy-wait hint: a pause instruction normally, a yield to the model under loom (loom needs
+/// every spin loop to yield, or it explores the spinning forever).
+#[inline]
+pub fn spin_hint() {
+    #[cfg(not(loom))]
+    core::hint::spin_loop();
+    #[cfg(loom)]
+    loom::thread::yield_now();
+}
