@@ -4,6 +4,8 @@
 use pinalloc::os::{self, HugePages, MapOptions, Mapping, OsError, PageTier, Purge, TierStatus};
 use proptest::prelude::*;
 
+mod common;
+
 fn fill(mapping: &Mapping, byte: u8) {
     // SAFETY: the mapping is committed, readable and writable, and holds no Rust objects.
     unsafe { mapping.as_ptr().write_bytes(byte, mapping.len()) };
@@ -19,9 +21,9 @@ fn maps_zeroed_page_rounded_memory() {
     let mapping = Mapping::new(1, &MapOptions::new()).unwrap();
     assert_eq!(mapping.len(), os::page_size());
     assert_eq!(mapping.as_ptr() as usize % os::page_size(), 0);
-    assert!(bytes(&mapping).iter().all(|&b| b == 0));
+    assert!(common::is_filled(bytes(&mapping), 0));
     fill(&mapping, 0xAB);
-    assert!(bytes(&mapping).iter().all(|&b| b == 0xAB));
+    assert!(common::is_filled(bytes(&mapping), 0xAB));
 }
 
 #[test]
@@ -55,15 +57,15 @@ fn purge_discard_really_zeroes_and_keeps_the_rest() {
     unsafe { mapping.purge(page / 2, 3 * page, Purge::Discard) }.unwrap();
     let b = bytes(&mapping);
     assert!(
-        b[..page].iter().all(|&x| x == 0x5A),
+        common::is_filled(&b[..page], 0x5A),
         "first page must be untouched"
     );
     assert!(
-        b[page..3 * page].iter().all(|&x| x == 0),
+        common::is_filled(&b[page..3 * page], 0),
         "whole pages inside are zero"
     );
     assert!(
-        b[3 * page..].iter().all(|&x| x == 0x5A),
+        common::is_filled(&b[3 * page..], 0x5A),
         "last page must be untouched"
     );
     assert!(os::counters().purged_bytes_total >= 2 * page);
@@ -78,12 +80,12 @@ fn lazy_purge_keeps_memory_usable() {
     unsafe { mapping.purge(0, 2 * page, Purge::Lazy) }.unwrap();
     // Contents are now undefined until written; writing and reading back must work.
     fill(&mapping, 9);
-    assert!(bytes(&mapping).iter().all(|&b| b == 9));
+    assert!(common::is_filled(bytes(&mapping), 9));
 }
 
 #[test]
 fn huge_page_fallback_never_fails() {
-    let len = if cfg!(miri) { 1 << 16 } else { 4 << 20 };
+    let len = 4 << 20;
     for policy in [
         HugePages::Best,
         HugePages::Transparent,
@@ -163,14 +165,14 @@ fn reserve_then_commit_and_decommit() {
     mapping.commit(page, 2 * page).unwrap();
     // SAFETY: pages 1 and 2 are committed.
     let window = unsafe { core::slice::from_raw_parts_mut(mapping.as_ptr().add(page), 2 * page) };
-    assert!(window.iter().all(|&b| b == 0));
+    assert!(common::is_filled(window, 0));
     window.fill(0xEE);
     // SAFETY: nothing lives in the window anymore (the slice is not used again).
     unsafe { mapping.decommit(page, 2 * page) }.unwrap();
     mapping.commit(page, 2 * page).unwrap();
     // SAFETY: committed again; it must read zero.
     let window = unsafe { core::slice::from_raw_parts(mapping.as_ptr().add(page), 2 * page) };
-    assert!(window.iter().all(|&b| b == 0));
+    assert!(common::is_filled(window, 0));
 }
 
 #[test]
@@ -181,14 +183,11 @@ fn resize_keeps_contents() {
     mapping.resize(64 * page).unwrap();
     assert_eq!(mapping.len(), 64 * page);
     let b = bytes(&mapping);
-    assert!(b[..page].iter().all(|&x| x == 0x11));
-    assert!(
-        b[page..].iter().all(|&x| x == 0),
-        "grown pages read as zero"
-    );
+    assert!(common::is_filled(&b[..page], 0x11));
+    assert!(common::is_filled(&b[page..], 0), "grown pages read as zero");
     mapping.resize(2 * page).unwrap();
     assert_eq!(mapping.len(), 2 * page);
-    assert!(bytes(&mapping)[..page].iter().all(|&x| x == 0x11));
+    assert!(common::is_filled(&bytes(&mapping)[..page], 0x11));
     assert!(matches!(
         mapping.resize(0),
         Err(OsError::InvalidSize { .. })
@@ -226,7 +225,7 @@ fn numa_binding_and_location() {
 #[test]
 fn populate_and_node_options_map() {
     let mapping = Mapping::new(1 << 16, &MapOptions::new().populate(true).align(1 << 15)).unwrap();
-    assert!(bytes(&mapping).iter().all(|&b| b == 0));
+    assert!(common::is_filled(bytes(&mapping), 0));
     let on_node = Mapping::new(1 << 16, &MapOptions::new().node(0));
     assert!(matches!(on_node, Ok(_) | Err(OsError::Unsupported { .. })));
 }
@@ -265,7 +264,7 @@ fn pinning_reports_where_the_thread_runs() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 4 } else { 64 }, ..ProptestConfig::default() })]
+    #![proptest_config(common::proptest_config(64, 4))]
 
     #[test]
     fn any_size_and_alignment_maps_aligned_zeroed_memory(len in 1usize..(1 << 18), align_shift in 0u32..23) {
@@ -287,9 +286,10 @@ proptest! {
         unsafe { mapping.purge(offset, len, Purge::Discard) }.unwrap();
         let start = offset.next_multiple_of(page);
         let end = (offset + len) / page * page;
-        for (i, &b) in bytes(&mapping).iter().enumerate() {
-            let purged = start < end && (start..end).contains(&i);
-            prop_assert_eq!(b, if purged { 0 } else { 0xC3 }, "byte {}", i);
+        let mut expected = vec![0xC3; mapping.len()];
+        if start < end {
+            expected[start..end].fill(0);
         }
+        prop_assert!(bytes(&mapping) == &expected[..], "purged {}..{} wrongly", start, end);
     }
 }

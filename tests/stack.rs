@@ -3,6 +3,8 @@
 
 use pinalloc::stack::{NodePool, NodePoolError, Owned, TreiberStack};
 use proptest::prelude::*;
+
+mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
@@ -239,11 +241,11 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 8 } else { 256 }, ..ProptestConfig::default() })]
+    #![proptest_config(common::proptest_config(256, 2))]
 
     /// Any sequence of operations behaves like a `Vec` used as a stack.
     #[test]
-    fn behaves_like_a_vec(ops in proptest::collection::vec(op(), 0..200)) {
+    fn behaves_like_a_vec(ops in proptest::collection::vec(op(), 0..if cfg!(miri) { 48 } else { 200 })) {
         let pool = NodePool::new();
         let stack = TreiberStack::new(&pool);
         let mut model: Vec<u16> = Vec::new();

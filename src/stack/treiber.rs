@@ -23,32 +23,68 @@ use core::ops::Deref;
 use core::ptr;
 use crossbeam_utils::CachePadded;
 
-/// A stack head: the tagged top index, and how often a CAS on it had to be retried.
+/// A stack head: the tagged top index, and how often a CAS on it had to be retried. Each on
+/// its own cache line, so counting contention does not add to it.
 pub(crate) struct Head {
-    top: AtomicU64,
-    retries: AtomicU64,
+    top: CachePadded<AtomicU64>,
+    retries: CachePadded<AtomicU64>,
+}
+
+/// Exponential backoff after a failed CAS: spinning `2^step` pauses lets the winner finish and
+/// the cache line settle, instead of every loser hammering it at once. Retries are counted
+/// locally and added to the stack's counter once per operation.
+struct Backoff {
+    retries: u32,
+}
+
+impl Backoff {
+    /// At most `2^MAX_STEP` pauses between two attempts.
+    const MAX_STEP: u32 = 6;
+
+    #[inline]
+    fn new() -> Self {
+        Backoff { retries: 0 }
+    }
+
+    #[cold]
+    fn retry(&mut self) {
+        for _ in 0..1u32 << self.retries.min(Self::MAX_STEP) {
+            spin_hint();
+        }
+        self.retries += 1;
+    }
+
+    /// Adds this operation's retries to `head`'s counter.
+    #[inline]
+    fn finish(self, head: &Head) {
+        if self.retries > 0 {
+            head.count_retries(self.retries);
+        }
+    }
 }
 
 impl Head {
     #[cfg(not(loom))]
     pub(crate) const fn new() -> Self {
         Head {
-            top: AtomicU64::new(Tagged::EMPTY.bits()),
-            retries: AtomicU64::new(0),
+            top: CachePadded::new(AtomicU64::new(Tagged::EMPTY.bits())),
+            retries: CachePadded::new(AtomicU64::new(0)),
         }
     }
 
     #[cfg(loom)]
     pub(crate) fn new() -> Self {
         Head {
-            top: AtomicU64::new(Tagged::EMPTY.bits()),
-            retries: AtomicU64::new(0),
+            top: CachePadded::new(AtomicU64::new(Tagged::EMPTY.bits())),
+            retries: CachePadded::new(AtomicU64::new(0)),
         }
     }
 
-    fn retried(&self) {
-        self.retries.fetch_add(1, Ordering::Relaxed);
-        spin_hint();
+    /// Relaxed: statistics, publishing nothing.
+    #[cold]
+    fn count_retries(&self, retries: u32) {
+        self.retries
+            .fetch_add(u64::from(retries), Ordering::Relaxed);
     }
 
     /// Pushes node `index`.
@@ -56,11 +92,13 @@ impl Head {
     /// # Safety
     /// `index` is a node of `pool` that the caller owns exclusively (it is on no stack), and
     /// every index on this head belongs to `pool`.
+    #[inline]
     pub(crate) unsafe fn push<T>(&self, pool: &NodePool<T>, index: u32) {
         // SAFETY: `index` is a node of `pool` (contract).
         let node = unsafe { pool.node(index) };
         // Relaxed: only the value to compare against; the CAS below carries the ordering.
         let mut top = Tagged::from_bits(self.top.load(Ordering::Relaxed));
+        let mut backoff = Backoff::new();
         loop {
             node.next.store(top.index(), Ordering::Relaxed);
             // Release pairs with the Acquire in pop/pop_all: whoever takes the node sees
@@ -71,10 +109,10 @@ impl Head {
                 Ordering::Release,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return,
+                Ok(_) => return backoff.finish(self),
                 Err(now) => {
                     top = Tagged::from_bits(now);
-                    self.retried();
+                    backoff.retry();
                 }
             }
         }
@@ -84,11 +122,14 @@ impl Head {
     ///
     /// # Safety
     /// Every index on this head belongs to `pool`.
+    #[inline]
     pub(crate) unsafe fn pop<T>(&self, pool: &NodePool<T>) -> Option<u32> {
         // Acquire pairs with push's Release: the node's `next` and value are visible.
         let mut top = Tagged::from_bits(self.top.load(Ordering::Acquire));
+        let mut backoff = Backoff::new();
         loop {
             if top.index() == NIL {
+                backoff.finish(self);
                 return None;
             }
             // The node may have been popped (and even pushed again) by another thread since we
@@ -105,10 +146,13 @@ impl Head {
                 Ordering::Acquire,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return Some(top.index()),
+                Ok(_) => {
+                    backoff.finish(self);
+                    return Some(top.index());
+                }
                 Err(now) => {
                     top = Tagged::from_bits(now);
-                    self.retried();
+                    backoff.retry();
                 }
             }
         }
@@ -119,8 +163,10 @@ impl Head {
     pub(crate) fn take_all(&self) -> u32 {
         // Relaxed first read: the CAS below acquires.
         let mut top = Tagged::from_bits(self.top.load(Ordering::Relaxed));
+        let mut backoff = Backoff::new();
         loop {
             if top.index() == NIL {
+                backoff.finish(self);
                 return NIL;
             }
             // Acquire pairs with the Release of every push still on the chain (one release
@@ -131,10 +177,13 @@ impl Head {
                 Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return top.index(),
+                Ok(_) => {
+                    backoff.finish(self);
+                    return top.index();
+                }
                 Err(now) => {
                     top = Tagged::from_bits(now);
-                    self.retried();
+                    backoff.retry();
                 }
             }
         }
@@ -157,9 +206,10 @@ impl Head {
 /// (the buffer pools). Any number of stacks can share one pool, and nodes move between them
 /// as [`Owned`] tokens; a stack accepts only nodes of its own pool.
 ///
-/// Every operation is one CAS on a cache-padded head word in the uncontended case.
+/// Every operation is one CAS on a cache-padded head word in the uncontended case; a failed
+/// CAS backs off exponentially before retrying.
 pub struct TreiberStack<T, P: Deref<Target = NodePool<T>>> {
-    head: CachePadded<Head>,
+    head: Head,
     pool: P,
 }
 
@@ -168,7 +218,7 @@ impl<T, P: Deref<Target = NodePool<T>>> TreiberStack<T, P> {
     #[cfg(not(loom))]
     pub const fn new(pool: P) -> Self {
         TreiberStack {
-            head: CachePadded::new(Head::new()),
+            head: Head::new(),
             pool,
         }
     }
@@ -177,7 +227,7 @@ impl<T, P: Deref<Target = NodePool<T>>> TreiberStack<T, P> {
     #[cfg(loom)]
     pub fn new(pool: P) -> Self {
         TreiberStack {
-            head: CachePadded::new(Head::new()),
+            head: Head::new(),
             pool,
         }
     }
@@ -191,6 +241,7 @@ impl<T, P: Deref<Target = NodePool<T>>> TreiberStack<T, P> {
     ///
     /// # Panics
     /// If `node` belongs to another pool (a programming error: its index means nothing here).
+    #[inline]
     pub fn push(&self, node: Owned<'_, T>) {
         assert!(
             ptr::eq(node.pool(), self.pool()),
@@ -203,6 +254,7 @@ impl<T, P: Deref<Target = NodePool<T>>> TreiberStack<T, P> {
     }
 
     /// Pops the top node, if any.
+    #[inline]
     pub fn pop(&self) -> Option<Owned<'_, T>> {
         // SAFETY: our head holds only our pool's indices (checked on every push).
         let index = unsafe { self.head.pop(self.pool()) }?;

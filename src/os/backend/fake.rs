@@ -19,11 +19,25 @@ fn layout(len: usize, align: usize) -> Result<Layout, i32> {
     Layout::from_size_align(len, align.max(page_size())).map_err(|_| libc::ENOMEM)
 }
 
+/// The x86-64 user address space: the kernel refuses larger mappings, and miri would abort
+/// rather than fail an allocation this large.
+const ADDRESS_SPACE: usize = 1 << 47;
+
 pub(crate) fn map(req: &Request) -> Result<NonNull<u8>, i32> {
-    if req.huge_tlb.is_some() {
+    // Heap blocks are always accessible and never prefaulted, so those flags change nothing.
+    let Request {
+        len,
+        align,
+        granule,
+        huge_tlb,
+        reserve_only: _,
+        populate: _,
+    } = *req;
+    debug_assert_eq!(len % granule, 0);
+    if huge_tlb.is_some() || len > ADDRESS_SPACE {
         return Err(libc::ENOMEM);
     }
-    let layout = layout(req.len, req.align)?;
+    let layout = layout(len, align)?;
     // SAFETY: `layout` has a non-zero size (the caller validated `len`).
     let ptr = unsafe { System.alloc_zeroed(layout) };
     NonNull::new(ptr).ok_or(libc::ENOMEM)
@@ -79,6 +93,9 @@ pub(crate) unsafe fn remap(
     may_move: bool,
 ) -> Result<NonNull<u8>, i32> {
     if !may_move {
+        return Err(libc::ENOMEM);
+    }
+    if new_len > ADDRESS_SPACE {
         return Err(libc::ENOMEM);
     }
     let old = layout(old_len, align)?;

@@ -34,8 +34,10 @@ pub(crate) struct Request {
     pub granule: usize,
     pub huge_tlb: Option<HugeTlb>,
     /// Map without access (`PROT_NONE`): address space only, committed later.
+    #[cfg_attr(miri, allow(dead_code))] // heap blocks are always accessible
     pub reserve_only: bool,
     /// Fault every page in now (`MAP_POPULATE`).
+    #[cfg_attr(miri, allow(dead_code))] // heap blocks have no page faults to take early
     pub populate: bool,
 }
 
