@@ -30,3 +30,10 @@ extern crate std;
 pub mod os;
 pub mod stack;
 mod sync;
+
+/// Internals the fuzz targets in `fuzz/` drive directly. Not a stable API.
+#[cfg(feature = "fuzz")]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::os::sysfs;
+}

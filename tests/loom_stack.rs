@@ -26,6 +26,8 @@ fn payload(id: u32) -> Payload {
 
 /// Marks the node as held by `me`, as an owner would write to a buffer it took.
 fn hold(node: &Owned<'_, Payload>, me: u32) {
+    // SAFETY: the token gives this thread the node; loom checks that claim, reporting any
+    // access not ordered after the previous holder's.
     node.holder.with_mut(|holder| unsafe { *holder = me });
 }
 

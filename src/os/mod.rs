@@ -32,6 +32,10 @@ mod error;
 mod mapping;
 pub mod numa;
 mod pages;
+#[cfg(feature = "fuzz")]
+#[doc(hidden)]
+pub mod sysfs;
+#[cfg(not(feature = "fuzz"))]
 mod sysfs;
 
 pub use accounting::{OsCounters, counters};

@@ -29,7 +29,8 @@ use core::{fmt, mem};
 const FIRST_SLAB_SHIFT: u32 = 12;
 /// Enough slabs to address every index below [`MAX_NODES`].
 const SLABS: usize = 32 - FIRST_SLAB_SHIFT as usize;
-/// Indices `0..MAX_NODES` are addressable (the slabs' total); [`NIL`] is above them.
+/// Indices `0..MAX_NODES` are addressable (the slabs' total); the index that marks the end
+/// of a chain lies above them.
 pub const MAX_NODES: u32 = ((1u64 << 32) - (1u64 << FIRST_SLAB_SHIFT)) as u32;
 
 /// One node: the link a stack threads through it, and the value it carries. Aligned to a
