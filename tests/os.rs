@@ -293,3 +293,37 @@ proptest! {
         prop_assert!(bytes(&mapping) == &expected[..], "purged {}..{} wrongly", start, end);
     }
 }
+
+/// Free 2 MiB hugetlbfs pages, read the way an administrator would.
+fn free_huge_2m() -> u64 {
+    std::fs::read_to_string("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs where 2 MiB pages are reserved (`.ci/run` reserves some): the chain uses them, also
+/// for an alignment beyond the huge page (mapped over an aligned reservation).
+#[test]
+#[cfg_attr(miri, ignore = "miri has no hugetlbfs")]
+fn reserved_huge_pages_are_used() {
+    if free_huge_2m() < 4 {
+        eprintln!("no 2 MiB pages reserved here: the hugetlb tier cannot be exercised");
+        return;
+    }
+    os::reprobe_huge_pages();
+    let options = MapOptions::new().huge_pages(HugePages::Best);
+    let plain = Mapping::new(2 << 20, &options).unwrap();
+    let over_aligned = Mapping::new(2 << 20, &options.align(16 << 20)).unwrap();
+    for mapping in [&plain, &over_aligned] {
+        assert_eq!(mapping.tier(), PageTier::Huge2M);
+        assert_eq!(mapping.as_ptr() as usize % (2 << 20), 0);
+        fill(mapping, 0x42);
+        assert!(common::is_filled(bytes(mapping), 0x42));
+    }
+    assert_eq!(over_aligned.as_ptr() as usize % (16 << 20), 0);
+    // Purging works at huge-page granularity and zeroes.
+    // SAFETY: plain bytes only.
+    unsafe { plain.purge(0, 2 << 20, Purge::Discard) }.unwrap();
+    assert!(common::is_filled(bytes(&plain), 0));
+}

@@ -138,7 +138,7 @@ impl Mapping {
         let base = pages::page_size();
         let want_thp = matches!(options.huge_pages, HugePages::Transparent | HugePages::Best)
             && len >= HUGE_2M
-            && pages::tier_usable(PageTier::Transparent);
+            && pages::tier_usable(PageTier::Transparent, len);
         // A THP-backed mapping is 2 MiB aligned so every whole 2 MiB of it can be a huge page.
         let align = if want_thp {
             options.align.max(HUGE_2M)
@@ -176,7 +176,7 @@ impl Mapping {
                 // SAFETY: as above.
                 match unsafe { backend::advise_transparent_huge(ptr, len, true) } {
                     Ok(()) => mapping.tier = PageTier::Transparent,
-                    Err(_) => pages::tier_failed(PageTier::Transparent),
+                    Err(_) => pages::tier_failed(PageTier::Transparent, len),
                 }
             }
             HugePages::Transparent | HugePages::Best => {}
@@ -193,7 +193,7 @@ impl Mapping {
     ) -> Option<Mapping> {
         let granule = tier.granule();
         let rounded = round_up(len, granule)?;
-        if len < granule || rounded - len > len / 8 || !pages::tier_usable(tier) {
+        if len < granule || rounded - len > len / 8 || !pages::tier_usable(tier, rounded) {
             return None;
         }
         let align = options.align.max(granule);
@@ -216,7 +216,7 @@ impl Mapping {
                 })
             }
             Err(_) => {
-                pages::tier_failed(tier);
+                pages::tier_failed(tier, rounded);
                 None
             }
         }

@@ -2,9 +2,12 @@
 //!
 //! A mapping asks for a [`HugePages`] policy; the chain under [`HugePages::Best`] is
 //! 1 GiB hugetlbfs pages → 2 MiB hugetlbfs pages → transparent huge pages → base pages.
-//! Whether a tier exists is probed once (sysfs: reserved hugetlbfs pages, the THP mode) and
-//! remembered, and a tier whose `mmap` or `madvise` fails is remembered as unavailable, so a
-//! machine without huge pages pays for the failed attempt once per process, not per call.
+//! Whether a tier exists is probed once (sysfs: free hugetlbfs pages, the THP mode) and
+//! remembered. When a mapping on a tier fails, the tier is probed again: if it has no free
+//! pages left it is remembered as unavailable; if it still has some (the request was larger
+//! than what is free), only the smallest failed length is remembered, and requests at least
+//! that large skip the tier. Either way a failure is paid once, not on every call, and one
+//! oversized request does not take huge pages away from every smaller one.
 
 use super::{backend, sysfs};
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -94,6 +97,10 @@ const UNAVAILABLE: u8 = 2;
 /// both read sysfs.
 static TIER_STATUS: [AtomicU8; 3] = [const { AtomicU8::new(UNKNOWN) }; 3];
 
+/// Per tier, the smallest mapping length that failed while the tier still had free pages;
+/// requests at least this long skip the tier. Relaxed: a cached fact, as [`TIER_STATUS`].
+static SMALLEST_FAILURE: [AtomicUsize; 3] = [const { AtomicUsize::new(usize::MAX) }; 3];
+
 /// The base page size; 0 until first read. Relaxed: a cached fact, see [`TIER_STATUS`].
 static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
 
@@ -122,9 +129,13 @@ pub fn tier_status(tier: PageTier) -> TierStatus {
     }
 }
 
-/// Whether `tier` is worth trying, probing the machine on first use.
-pub(crate) fn tier_usable(tier: PageTier) -> bool {
+/// Whether `tier` is worth trying for a mapping of `len` bytes, probing the machine on
+/// first use.
+pub(crate) fn tier_usable(tier: PageTier, len: usize) -> bool {
     let Some(slot) = tier.slot() else { return true };
+    if len >= SMALLEST_FAILURE[slot].load(Ordering::Relaxed) {
+        return false;
+    }
     match TIER_STATUS[slot].load(Ordering::Relaxed) {
         AVAILABLE => true,
         UNAVAILABLE => false,
@@ -139,18 +150,23 @@ pub(crate) fn tier_usable(tier: PageTier) -> bool {
     }
 }
 
-/// Remembers that a mapping on `tier` failed, so it is not tried again.
-pub(crate) fn tier_failed(tier: PageTier) {
+/// Remembers that a mapping of `len` bytes on `tier` failed (see the module docs).
+pub(crate) fn tier_failed(tier: PageTier, len: usize) {
     if let Some(slot) = tier.slot() {
-        TIER_STATUS[slot].store(UNAVAILABLE, Ordering::Relaxed);
+        if probe(tier) {
+            SMALLEST_FAILURE[slot].fetch_min(len, Ordering::Relaxed);
+        } else {
+            TIER_STATUS[slot].store(UNAVAILABLE, Ordering::Relaxed);
+        }
     }
 }
 
 /// Forgets what was learned about huge pages, so the next mapping probes again (after an
 /// administrator reserved hugetlbfs pages, say).
 pub fn reprobe_huge_pages() {
-    for status in &TIER_STATUS {
+    for (status, failure) in TIER_STATUS.iter().zip(&SMALLEST_FAILURE) {
         status.store(UNKNOWN, Ordering::Relaxed);
+        failure.store(usize::MAX, Ordering::Relaxed);
     }
 }
 

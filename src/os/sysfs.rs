@@ -9,10 +9,14 @@ use core::ffi::CStr;
 const BUF: usize = 512;
 
 /// Calls `f` with the contents of the file at `path`, trimmed of trailing whitespace, or
-/// returns `None` if it cannot be read.
+/// returns `None` if it cannot be read or does not fit the buffer (a cut-off list or number
+/// would give wrong answers).
 pub fn with_file<R>(path: &CStr, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
     let mut buf = [0u8; BUF];
     let n = backend::read_small_file(path, &mut buf)?;
+    if n == buf.len() {
+        return None;
+    }
     Some(f(buf[..n].trim_ascii_end()))
 }
 

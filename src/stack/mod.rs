@@ -52,5 +52,5 @@ mod node_pool;
 mod tagged;
 mod treiber;
 
-pub use node_pool::{MAX_NODES, NodePool, NodePoolError, Owned, RawNode};
+pub use node_pool::{MAX_NODES, NodePool, NodePoolError, Owned, PoolRef, RawNode};
 pub use treiber::{Drain, TreiberStack};

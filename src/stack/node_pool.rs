@@ -19,6 +19,8 @@ use super::tagged::NIL;
 use super::treiber::Head;
 use crate::os::{MapOptions, Mapping, OsError, PageTier, RawMapping, page_size};
 use crate::sync::{AtomicPtr, AtomicU32, Ordering};
+use alloc::boxed::Box;
+use alloc::sync::Arc;
 use core::cell::UnsafeCell;
 use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
@@ -77,9 +79,12 @@ impl core::error::Error for NodePoolError {
 
 /// Storage for nodes carrying a `T`, shared by any number of [`TreiberStack`]s.
 ///
-/// Invariants: nodes `0..created` are initialised and their slabs installed; every slab
-/// pointer, once installed, stays valid until the pool drops; an index in `released` (or on
-/// a stack built over this pool) is below `created`.
+/// Invariants: an index is handed out (in an [`Owned`]) only after its slab is installed and
+/// its node written, and it reaches any other thread only through a Release push or a token
+/// hand-off, so whoever holds an index — in a token, a head, or a stale read of a head — has
+/// its node's initialisation happen-before (or, for a stale read, only reads `next`, which
+/// is always initialised by then); every slab pointer, once installed, stays valid until the
+/// pool drops; an index in `released` (or on a stack built over this pool) belongs to it.
 ///
 /// [`TreiberStack`]: super::TreiberStack
 pub struct NodePool<T> {
@@ -162,8 +167,11 @@ impl<T> NodePool<T> {
         // SAFETY: `released` holds only indices of this pool (invariant).
         if let Some(index) = unsafe { self.released.pop(self) } {
             // SAFETY: popping gave us the only claim on the node; it is initialised.
-            unsafe { *self.node(index).value.get() = value };
-            return Ok(Owned { pool: self, index });
+            let old = unsafe { ptr::replace(self.node(index).value.get(), value) };
+            let owned = Owned { pool: self, index };
+            // Dropped after the token exists, so a panicking `Drop` cannot lose the node.
+            drop(old);
+            return Ok(owned);
         }
         let index = self.claim_new_index()?;
         // SAFETY: the slab holding `index` is installed (claim_new_index) and nobody else can
@@ -189,8 +197,7 @@ impl<T> NodePool<T> {
             if created >= self.limit {
                 return Err(NodePoolError::Exhausted { limit: self.limit });
             }
-            self.install_slab(locate(created).0)
-                .map_err(NodePoolError::Os)?;
+            self.install_slab(locate(created).0)?;
             match self.created.compare_exchange_weak(
                 created,
                 created + 1,
@@ -204,12 +211,26 @@ impl<T> NodePool<T> {
     }
 
     /// Makes sure slab `k` is mapped. Two threads may race to map it; the loser unmaps its copy.
-    fn install_slab(&self, k: usize) -> Result<(), OsError> {
+    fn install_slab(&self, k: usize) -> Result<(), NodePoolError> {
         // Acquire pairs with the Release of the winning compare_exchange below.
         if !self.slabs[k].load(Ordering::Acquire).is_null() {
             return Ok(());
         }
-        let mapping = Mapping::new(slab_bytes::<T>(k), &slab_options::<T>())?;
+        let bytes = slab_bytes::<T>(k).ok_or(NodePoolError::Exhausted { limit: self.limit })?;
+        let mapping = match Mapping::new(bytes, &slab_options::<T>()) {
+            Ok(mapping) => mapping,
+            // Another thread may have installed the slab while we failed (it may even have
+            // taken the memory we could not get): then there is nothing to report.
+            // Acquire as above.
+            Err(_) if !self.slabs[k].load(Ordering::Acquire).is_null() => return Ok(()),
+            Err(error) => return Err(NodePoolError::Os(error)),
+        };
+        debug_assert_eq!(
+            mapping.len(),
+            slab_mapping_len::<T>(k),
+            "Drop recomputes this length"
+        );
+        debug_assert_eq!(mapping.tier(), PageTier::Base, "Drop assumes base pages");
         let fresh = mapping.as_ptr().cast::<Node<T>>();
         // Release publishes the mapping to every thread that loads the slab pointer with
         // Acquire (node_ptr, install_slab); Acquire on failure pairs with the winner's Release.
@@ -230,7 +251,9 @@ impl<T> NodePool<T> {
     /// Pointer to node `index`.
     ///
     /// # Safety
-    /// `index < self.created` (so its slab is installed).
+    /// `index` was handed out by this pool, and the installation of its slab happens-before
+    /// this call (true for every index obtained through a token or a head: see the type's
+    /// invariants).
     #[inline]
     pub(crate) unsafe fn node_ptr(&self, index: u32) -> *mut Node<T> {
         let (slab, offset) = locate(index);
@@ -240,14 +263,15 @@ impl<T> NodePool<T> {
             !base.is_null(),
             "node {index} used before its slab was installed"
         );
-        // SAFETY: slab `slab` holds `64 << slab` nodes and `offset` is below that (locate).
+        // SAFETY: slab `slab` holds `4096 << slab` nodes and `offset` is below that (locate).
         unsafe { base.add(offset) }
     }
 
     /// Node `index`.
     ///
     /// # Safety
-    /// Node `index` is initialised: it was created by this pool (`index < created`).
+    /// As for [`NodePool::node_ptr`], and the node's initialisation happens-before this call,
+    /// or the caller reads only its `next` (initialised before any head can name the index).
     #[inline]
     pub(crate) unsafe fn node(&self, index: u32) -> &Node<T> {
         // SAFETY: initialised per the contract, and slabs outlive `&self`.
@@ -294,17 +318,43 @@ fn locate(index: u32) -> (usize, usize) {
     (slab as usize, offset as usize)
 }
 
-fn slab_bytes<T>(k: usize) -> usize {
-    (1usize << (k as u32 + FIRST_SLAB_SHIFT)) * mem::size_of::<Node<T>>()
+/// Bytes of slab `k`, or `None` if that does not fit the address space.
+fn slab_bytes<T>(k: usize) -> Option<usize> {
+    (1usize << (k as u32 + FIRST_SLAB_SHIFT)).checked_mul(mem::size_of::<Node<T>>())
 }
 
+/// The length of slab `k`'s mapping, as `Mapping::new` rounds it (only asked of installed
+/// slabs, whose size did fit).
 fn slab_mapping_len<T>(k: usize) -> usize {
-    slab_bytes::<T>(k).next_multiple_of(page_size())
+    slab_bytes::<T>(k)
+        .unwrap_or(usize::MAX)
+        .next_multiple_of(page_size())
 }
 
 fn slab_options<T>() -> MapOptions {
     MapOptions::new().align(mem::align_of::<Node<T>>())
 }
+
+/// How a [`TreiberStack`] reaches its pool.
+///
+/// # Safety
+/// Every call to `deref` on one value returns the same pool, which stays alive at least as
+/// long as the value. (A stack compares a pushed node's pool with its own and then trusts
+/// the indices on its head to belong to it; a handle that answered with different pools
+/// could make it read another pool's memory.)
+///
+/// [`TreiberStack`]: super::TreiberStack
+pub unsafe trait PoolRef<T>: Deref<Target = NodePool<T>> {}
+
+// SAFETY: a shared reference always points at the same pool, alive for 'a.
+unsafe impl<T> PoolRef<T> for &NodePool<T> {}
+// SAFETY: an `Arc` always derefs to its one allocation, alive while any clone is.
+unsafe impl<T> PoolRef<T> for Arc<NodePool<T>> {}
+// SAFETY: a `Box` always derefs to its one allocation, alive while the box is.
+unsafe impl<T> PoolRef<T> for Box<NodePool<T>> {}
+#[cfg(loom)]
+// SAFETY: as for `Arc`.
+unsafe impl<T> PoolRef<T> for loom::sync::Arc<NodePool<T>> {}
 
 /// The token for one node of a [`NodePool`]: whoever holds it is the node's only owner and
 /// may use its value mutably. Push it on a stack to give it up; drop it to release the node
@@ -317,8 +367,9 @@ pub struct Owned<'pool, T> {
 // SAFETY: an `Owned` is exclusive access to one `T` (like `&mut T`, or a `Box<T>` whose
 // storage the pool keeps); sending it sends that access.
 unsafe impl<T: Send> Send for Owned<'_, T> {}
-// SAFETY: `&Owned` gives only `&T`.
-unsafe impl<T: Sync> Sync for Owned<'_, T> {}
+// SAFETY: `&Owned` gives `&T` (hence `T: Sync`) and `&NodePool<T>` through `pool()`, with
+// which another thread can insert and drop `T`s (hence `T: Send`, as `NodePool: Sync` needs).
+unsafe impl<T: Send + Sync> Sync for Owned<'_, T> {}
 
 /// An [`Owned`] taken apart into its index, to be kept where a lifetime cannot be (a thread
 /// cache) and turned back with [`Owned::from_raw`].

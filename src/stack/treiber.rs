@@ -15,11 +15,11 @@
 //!   the tag exists for) only needs an untorn value, because its CAS then fails;
 //! * the retry counter is Relaxed: statistics, publishing nothing.
 
-use super::node_pool::{NodePool, Owned};
+use super::node_pool::{NodePool, Owned, PoolRef};
 use super::tagged::{NIL, Tagged};
 use crate::sync::{AtomicU64, Ordering, spin_hint};
 use core::fmt;
-use core::ops::Deref;
+use core::marker::PhantomData;
 use core::ptr;
 use crossbeam_utils::CachePadded;
 
@@ -51,7 +51,7 @@ impl Backoff {
         for _ in 0..1u32 << self.retries.min(Self::MAX_STEP) {
             spin_hint();
         }
-        self.retries += 1;
+        self.retries = self.retries.saturating_add(1);
     }
 
     /// Adds this operation's retries to `head`'s counter.
@@ -201,25 +201,28 @@ impl Head {
 
 /// A lock-free LIFO stack of nodes from a [`NodePool`], safe against ABA.
 ///
-/// `P` is how the stack reaches its pool: `&'static NodePool<T>` for statics (the
-/// allocator's depots), `&NodePool<T>` for scoped use, `Arc<NodePool<T>>` for owned pools
-/// (the buffer pools). Any number of stacks can share one pool, and nodes move between them
+/// `P` is how the stack reaches its pool ([`PoolRef`]): `&'static NodePool<T>` for statics
+/// (the allocator's depots), `&NodePool<T>` for scoped use, `Arc<NodePool<T>>` for owned
+/// pools (the buffer pools). Any number of stacks can share one pool, and nodes move between them
 /// as [`Owned`] tokens; a stack accepts only nodes of its own pool.
 ///
 /// Every operation is one CAS on a cache-padded head word in the uncontended case; a failed
 /// CAS backs off exponentially before retrying.
-pub struct TreiberStack<T, P: Deref<Target = NodePool<T>>> {
+pub struct TreiberStack<T, P: PoolRef<T>> {
     head: Head,
     pool: P,
+    /// The values belong to the pool, not the stack.
+    _values: PhantomData<fn() -> T>,
 }
 
-impl<T, P: Deref<Target = NodePool<T>>> TreiberStack<T, P> {
+impl<T, P: PoolRef<T>> TreiberStack<T, P> {
     /// An empty stack over `pool`.
     #[cfg(not(loom))]
     pub const fn new(pool: P) -> Self {
         TreiberStack {
             head: Head::new(),
             pool,
+            _values: PhantomData,
         }
     }
 
@@ -229,6 +232,7 @@ impl<T, P: Deref<Target = NodePool<T>>> TreiberStack<T, P> {
         TreiberStack {
             head: Head::new(),
             pool,
+            _values: PhantomData,
         }
     }
 
@@ -281,7 +285,7 @@ impl<T, P: Deref<Target = NodePool<T>>> TreiberStack<T, P> {
     }
 }
 
-impl<T, P: Deref<Target = NodePool<T>>> fmt::Debug for TreiberStack<T, P> {
+impl<T, P: PoolRef<T>> fmt::Debug for TreiberStack<T, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TreiberStack")
             .field("empty", &self.is_empty())

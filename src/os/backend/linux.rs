@@ -24,6 +24,9 @@ pub(crate) fn page_size() -> usize {
 /// gives is obtained by over-reserving `len + align - granule` bytes and unmapping the
 /// misaligned head and the unused tail, so it costs one extra `munmap` or two, never a copy.
 pub(crate) fn map(req: &Request) -> Result<NonNull<u8>, i32> {
+    if req.huge_tlb.is_some() && req.align > req.granule {
+        return map_huge_over_aligned(req);
+    }
     let natural = req.granule.max(page_size());
     let over = if req.align > natural {
         req.align - req.granule
@@ -64,6 +67,8 @@ pub(crate) fn map(req: &Request) -> Result<NonNull<u8>, i32> {
     let tail = over - head;
     // SAFETY: `head` and `tail` are multiples of the granule (the base and `align` are
     // granule-aligned) and lie inside the mapping just created, which nobody else knows of.
+    // A failed trim (the kernel can refuse to split a mapping at its map-count limit) only
+    // leaves address space mapped.
     unsafe {
         let aligned = base.add(head);
         if head > 0 {
@@ -79,6 +84,65 @@ pub(crate) fn map(req: &Request) -> Result<NonNull<u8>, i32> {
         }
         Ok(NonNull::new_unchecked(aligned))
     }
+}
+
+/// Hugetlbfs pages with an alignment beyond their own size. Over-reserving with hugetlb
+/// pages would take huge pages for the trimmed parts (and fail where just enough are free),
+/// so the aligned address range is reserved with ordinary `PROT_NONE` pages and the huge
+/// pages are mapped over it with `MAP_FIXED`.
+fn map_huge_over_aligned(req: &Request) -> Result<NonNull<u8>, i32> {
+    let total = req.len.checked_add(req.align).ok_or(libc::ENOMEM)?;
+    let page = page_size();
+    let reservation = Request {
+        len: total,
+        align: page,
+        granule: page,
+        huge_tlb: None,
+        reserve_only: true,
+        populate: false,
+    };
+    let base = map(&reservation)?.as_ptr();
+    let head = base.addr().next_multiple_of(req.align) - base.addr();
+    let mut flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_HUGETLB;
+    flags |= match req.huge_tlb {
+        Some(HugeTlb::Size1G) => libc::MAP_HUGE_1GB,
+        _ => libc::MAP_HUGE_2MB,
+    };
+    if req.populate {
+        flags |= libc::MAP_POPULATE;
+    }
+    // SAFETY: `base + head .. + len` lies inside the reservation just made, which nobody else
+    // knows of; MAP_FIXED replaces exactly that part of it.
+    let raw = unsafe {
+        libc::mmap(
+            base.add(head).cast(),
+            req.len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            flags,
+            -1,
+            0,
+        )
+    };
+    if raw == libc::MAP_FAILED {
+        let err = errno();
+        // SAFETY: the whole reservation is still ours and unused.
+        unsafe { libc::munmap(base.cast(), total) };
+        return Err(err);
+    }
+    // SAFETY: the reserved parts before and after the huge pages are ours and unused;
+    // `head` and the tail are multiples of the base page. A failed trim (the kernel can
+    // refuse to split a mapping at its map-count limit) only leaves address space reserved.
+    unsafe {
+        if head > 0 {
+            libc::munmap(base.cast(), head);
+        }
+        let tail = total - head - req.len;
+        if tail > 0 {
+            libc::munmap(base.add(head + req.len).cast(), tail);
+        }
+    }
+    // SAFETY: mmap never returns null on success.
+    Ok(unsafe { NonNull::new_unchecked(raw.cast()) })
 }
 
 /// Touches one byte per page so a trimmed mapping is as faulted-in as `MAP_POPULATE` makes one.
@@ -101,8 +165,9 @@ unsafe fn prefault(ptr: *mut u8, len: usize) {
 /// # Safety
 /// `ptr..ptr + len` was returned by [`map`] (or is part of it) and nothing refers to it anymore.
 pub(crate) unsafe fn unmap(ptr: NonNull<u8>, len: usize, _align: usize) {
-    // SAFETY: per the contract the range is ours to unmap. munmap of a valid range cannot
-    // fail, and if it did the memory would merely stay mapped.
+    // SAFETY: per the contract the range is ours to unmap. Unmapping a whole mapping cannot
+    // fail; a part of one can (splitting at the map-count limit), and then it merely stays
+    // mapped.
     unsafe { libc::munmap(ptr.as_ptr().cast(), len) };
 }
 
