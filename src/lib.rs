@@ -6,6 +6,7 @@
 //!
 //! | layer | module | what it is |
 //! |---|---|---|
+//! | allocator | [`global`] | `PinAlloc`: the global allocator, with per-thread caches over lock-free depots |
 //! | lock-free structures | [`stack`] | an ABA-safe Treiber stack of nodes addressed by 32-bit index, the building block of every depot and pool |
 //! | OS | [`os`] | mappings, purging, huge pages with fallback, NUMA placement, thread pinning |
 //! | primitives | `sync` | `core` atomics, or loom's under `--cfg loom` |
@@ -27,9 +28,14 @@ extern crate alloc;
 #[cfg(any(feature = "std", test, miri, loom))]
 extern crate std;
 
+#[cfg(all(feature = "std", not(loom)))]
+pub mod global;
 pub mod os;
 pub mod stack;
 mod sync;
+
+#[cfg(all(feature = "std", not(loom)))]
+pub use global::{PinAlloc, pin_current_thread};
 
 /// Internals the fuzz targets in `fuzz/` drive directly. Not a stable API.
 #[cfg(feature = "fuzz")]

@@ -327,3 +327,16 @@ fn reserved_huge_pages_are_used() {
     unsafe { plain.purge(0, 2 << 20, Purge::Discard) }.unwrap();
     assert!(common::is_filled(bytes(&plain), 0));
 }
+
+#[test]
+fn resize_keeps_large_alignment_when_it_moves() {
+    let align = 4 << 20;
+    let mut mapping = Mapping::new(1 << 16, &MapOptions::new().align(align)).unwrap();
+    fill(&mapping, 0x77);
+    // A neighbour right after it forces a move on most layouts; either way alignment holds.
+    let _blocker = Mapping::new(1 << 16, &MapOptions::new());
+    mapping.resize(8 << 20).unwrap();
+    assert_eq!(mapping.as_ptr() as usize % align, 0);
+    assert!(common::is_filled(&bytes(&mapping)[..1 << 16], 0x77));
+    assert!(common::is_filled(&bytes(&mapping)[1 << 16..], 0));
+}

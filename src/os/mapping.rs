@@ -364,8 +364,7 @@ impl Mapping {
     /// Grows or shrinks the mapping to at least `new_len` bytes with `mremap`, preserving
     /// its contents up to the smaller length. The mapping grows in place when the address
     /// space after it is free; otherwise it moves (the kernel remaps the pages, nothing is
-    /// copied), which is possible only for page-aligned mappings: an over-aligned one that
-    /// cannot grow in place fails with the kernel's `ENOMEM` and is left as it was.
+    /// copied), into a range aligned like the original. On failure it is left as it was.
     pub fn resize(&mut self, new_len: usize) -> Result<(), OsError> {
         let granule = self.tier.granule();
         let invalid = OsError::InvalidSize { requested: new_len };
@@ -380,7 +379,7 @@ impl Mapping {
         let in_place = unsafe { backend::remap(self.ptr, self.len, new_len, self.align, false) };
         let ptr = match in_place {
             Ok(ptr) => ptr,
-            Err(_) if self.align <= pages::page_size() => {
+            Err(_) => {
                 // SAFETY: as above.
                 unsafe { backend::remap(self.ptr, self.len, new_len, self.align, true) }.map_err(
                     |errno| OsError::Syscall {
@@ -388,12 +387,6 @@ impl Mapping {
                         errno,
                     },
                 )?
-            }
-            Err(errno) => {
-                return Err(OsError::Syscall {
-                    call: "mremap",
-                    errno,
-                });
             }
         };
         accounting::resized(self.len, new_len);

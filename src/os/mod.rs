@@ -14,6 +14,8 @@
 //! * [`page_size`], [`numa::current_cpu`] (`getcpu`), [`numa::node_count`],
 //!   [`numa::node_of_cpu`], and thread pinning ([`pin_current_thread_to_core`]).
 //! * [`counters`]: how much this crate has mapped and purged, from the layer's own accounting.
+//! * Process services without allocation: [`monotonic_ms`], [`futex_wait`]/[`futex_wake`],
+//!   [`env_var`], [`at_fork`], [`yield_now`].
 //!
 //! Nothing here panics or allocates from the heap (sysfs files are read into stack buffers),
 //! because the global allocator is built on this layer and calls it while serving a call.
@@ -32,6 +34,7 @@ mod error;
 mod mapping;
 pub mod numa;
 mod pages;
+mod process;
 #[cfg(feature = "fuzz")]
 #[doc(hidden)]
 pub mod sysfs;
@@ -44,4 +47,6 @@ pub use affinity::{available_cores, pin_current_thread_to_core};
 pub use backend::Purge;
 pub use error::OsError;
 pub use mapping::{MapOptions, Mapping, RawMapping};
+pub use numa::yield_now;
 pub use pages::{HugePages, PageTier, TierStatus, page_size, reprobe_huge_pages, tier_status};
+pub use process::{at_fork, env_var, futex_wait, futex_wake, monotonic_ms};

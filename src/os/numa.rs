@@ -28,6 +28,14 @@ pub fn current_cpu() -> Result<CpuLocation, OsError> {
     })
 }
 
+/// Gives the CPU to another thread (`sched_yield`); under loom, to another modelled thread.
+pub fn yield_now() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    backend::yield_now();
+}
+
 /// Node count + 1 once read; 0 before. Relaxed: a cached fact, publishing nothing else.
 static NODE_COUNT: AtomicUsize = AtomicUsize::new(0);
 

@@ -9,10 +9,13 @@
 //! (the allocator's statics) provide it only under `not(loom)`.
 
 #[cfg(not(loom))]
-pub use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+pub use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 #[cfg(loom)]
-pub use loom::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+pub use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+
+mod spin_lock;
+pub(crate) use spin_lock::SpinLock;
 
 /// Busy-wait hint: a pause instruction normally, a yield to the model under loom (loom needs
 /// every spin loop to yield, or it explores the spinning forever).

@@ -127,3 +127,41 @@ pub(crate) fn getcpu() -> Result<(u32, u32), i32> {
 pub(crate) fn read_small_file(_path: &CStr, _buf: &mut [u8]) -> Option<usize> {
     None
 }
+
+pub(crate) fn yield_now() {
+    std::thread::yield_now();
+}
+
+pub(crate) fn monotonic_ms() -> u64 {
+    use std::sync::OnceLock;
+    use std::time::Instant;
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+pub(crate) fn futex_wait(
+    word: &core::sync::atomic::AtomicU32,
+    expected: u32,
+    timeout_ms: Option<u64>,
+    _shared: bool,
+) {
+    // No futex under miri: poll briefly.
+    let _ = timeout_ms;
+    if word.load(core::sync::atomic::Ordering::Acquire) == expected {
+        std::thread::yield_now();
+    }
+}
+
+pub(crate) fn futex_wake(_word: &core::sync::atomic::AtomicU32, _count: u32, _shared: bool) {}
+
+pub(crate) fn env_var(_name: &CStr) -> Option<&'static [u8]> {
+    None
+}
+
+pub(crate) fn at_fork(
+    _prepare: extern "C" fn(),
+    _parent: extern "C" fn(),
+    _child: extern "C" fn(),
+) -> bool {
+    false
+}

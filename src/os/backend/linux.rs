@@ -236,18 +236,50 @@ pub(crate) unsafe fn advise_transparent_huge(
     if rc == 0 { Ok(()) } else { Err(errno()) }
 }
 
-/// Grows or shrinks a mapping with `mremap`, in place if `may_move` is false.
+/// Grows or shrinks a mapping with `mremap`: in place if `may_move` is false; anywhere if
+/// it is true and `align` is at most a page; otherwise into a freshly reserved range aligned
+/// to `align` (`MREMAP_FIXED`), so over-aligned mappings keep their alignment.
 ///
 /// # Safety
-/// `ptr..ptr + old_len` is a whole mapping from [`map`]; if it moves, the old addresses
-/// are dead and the caller must not use them.
+/// `ptr..ptr + old_len` is a whole mapping from [`map`] aligned to `align`; if it moves,
+/// the old addresses are dead and the caller must not use them.
 pub(crate) unsafe fn remap(
     ptr: NonNull<u8>,
     old_len: usize,
     new_len: usize,
-    _align: usize,
+    align: usize,
     may_move: bool,
 ) -> Result<NonNull<u8>, i32> {
+    if may_move && align > page_size() {
+        let reservation = Request {
+            len: new_len,
+            align,
+            granule: page_size(),
+            huge_tlb: None,
+            reserve_only: true,
+            populate: false,
+        };
+        let target = map(&reservation)?;
+        let flags = libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED;
+        // SAFETY: the old range is one whole mapping of ours (contract); the target is the
+        // reservation just made, which MREMAP_FIXED replaces.
+        let raw = unsafe {
+            libc::mremap(
+                ptr.as_ptr().cast(),
+                old_len,
+                new_len,
+                flags,
+                target.as_ptr(),
+            )
+        };
+        if raw == libc::MAP_FAILED {
+            let err = errno();
+            // SAFETY: the reservation is ours and unused.
+            unsafe { libc::munmap(target.as_ptr().cast(), new_len) };
+            return Err(err);
+        }
+        return Ok(target);
+    }
     let flags = if may_move { libc::MREMAP_MAYMOVE } else { 0 };
     // SAFETY: per the contract the old range is one whole mapping of ours.
     let raw = unsafe { libc::mremap(ptr.as_ptr().cast(), old_len, new_len, flags) };
@@ -335,4 +367,79 @@ pub(crate) fn read_small_file(path: &CStr, buf: &mut [u8]) -> Option<usize> {
     // SAFETY: `fd` is the descriptor opened above, closed exactly once.
     unsafe { libc::close(fd) };
     result
+}
+
+/// Gives the CPU to another runnable thread.
+pub(crate) fn yield_now() {
+    // SAFETY: sched_yield has no preconditions.
+    unsafe { libc::sched_yield() };
+}
+
+/// Milliseconds of `CLOCK_MONOTONIC_COARSE` (a vDSO read, no syscall).
+pub(crate) fn monotonic_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
+/// Sleeps while `*word == expected`, at most `timeout_ms` if given (`FUTEX_WAIT`). Returns on
+/// a wake, a timeout, a signal or a value change; callers re-check their condition.
+pub(crate) fn futex_wait(
+    word: &core::sync::atomic::AtomicU32,
+    expected: u32,
+    timeout_ms: Option<u64>,
+    shared: bool,
+) {
+    let timeout = timeout_ms.map(|ms| libc::timespec {
+        tv_sec: (ms / 1000) as libc::time_t,
+        tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
+    });
+    let op = if shared {
+        libc::FUTEX_WAIT
+    } else {
+        libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG
+    };
+    let timeout_ptr = timeout
+        .as_ref()
+        .map_or(ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: the futex word is a live, aligned u32; the timeout outlives the call.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), op, expected, timeout_ptr) };
+}
+
+/// Wakes up to `count` threads waiting on `word`.
+pub(crate) fn futex_wake(word: &core::sync::atomic::AtomicU32, count: u32, shared: bool) {
+    let op = if shared {
+        libc::FUTEX_WAKE
+    } else {
+        libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG
+    };
+    // SAFETY: the futex word is a live, aligned u32.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), op, count) };
+}
+
+/// The value of environment variable `name`, without allocating.
+pub(crate) fn env_var(name: &CStr) -> Option<&'static [u8]> {
+    // SAFETY: getenv reads the environment; the returned string lives as long as the
+    // environment entry (the process does not modify its environment concurrently with
+    // allocator start-up, which is when this is read).
+    let value = unsafe { libc::getenv(name.as_ptr()) };
+    if value.is_null() {
+        return None;
+    }
+    // SAFETY: getenv returns a NUL-terminated string.
+    Some(unsafe { CStr::from_ptr(value) }.to_bytes())
+}
+
+/// Registers fork handlers (`pthread_atfork`). Returns whether it worked.
+pub(crate) fn at_fork(
+    prepare: extern "C" fn(),
+    parent: extern "C" fn(),
+    child: extern "C" fn(),
+) -> bool {
+    // SAFETY: the handlers are plain functions with static lifetime.
+    unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) == 0 }
 }

@@ -1,0 +1,183 @@
+//! The central layer: per size class, the spans that still have blocks to give.
+//!
+//! Thread caches and depots exchange blocks in batches; only when both are dry does a
+//! thread come here, take its class's lock and carve a batch (`refill`). Blocks come back
+//! here only when the depot is full or memory is being purged (`give_back`): each block is
+//! returned to its own span, found from its address, and a span whose every block is back
+//! releases its pages to the segment for purging.
+
+use super::segment::{Block, SEGMENTS, SegmentOptions, Span};
+use super::size_class::{CLASSES, block_size};
+use crate::sync::SpinLock;
+use core::ptr;
+
+/// A batch of blocks of one class, linked through their first word; the last links to null.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Chain {
+    pub head: *mut Block,
+    pub count: u32,
+}
+
+impl Chain {
+    pub const EMPTY: Chain = Chain {
+        head: ptr::null_mut(),
+        count: 0,
+    };
+
+    pub fn is_empty(&self) -> bool {
+        self.head.is_null()
+    }
+
+    /// Adds `block` at the front.
+    ///
+    /// # Safety
+    /// `block` is a free block of at least a pointer's size that nobody else uses.
+    #[inline]
+    pub unsafe fn push(&mut self, block: *mut Block) {
+        // SAFETY: per the contract the block is ours to link.
+        unsafe { (*block).next = self.head };
+        self.head = block;
+        self.count += 1;
+    }
+
+    /// Takes the front block.
+    ///
+    /// # Safety
+    /// The chain is well formed (its blocks are free and linked as built by `push`).
+    #[inline]
+    pub unsafe fn pop(&mut self) -> Option<*mut Block> {
+        if self.head.is_null() {
+            return None;
+        }
+        let block = self.head;
+        // SAFETY: well-formed chain: `block` is a free block whose first word is the link.
+        self.head = unsafe { (*block).next };
+        self.count -= 1;
+        Some(block)
+    }
+}
+
+/// One class's spans with blocks to give, as an intrusive doubly linked list.
+pub(crate) struct Central {
+    partial: *mut Span,
+}
+
+// SAFETY: the spans the list points to are guarded by the lock this value lives in.
+unsafe impl Send for Central {}
+
+pub(crate) static CENTRAL: [SpinLock<Central>; CLASSES] = [const {
+    SpinLock::new(Central {
+        partial: ptr::null_mut(),
+    })
+}; CLASSES];
+
+impl Central {
+    /// # Safety
+    /// `span` is a live span of this class, not listed; we hold this class's lock.
+    unsafe fn link(&mut self, span: *mut Span) {
+        // SAFETY: per the contract.
+        unsafe {
+            (*span).prev = ptr::null_mut();
+            (*span).next = self.partial;
+            if !self.partial.is_null() {
+                (*self.partial).prev = span;
+            }
+            (*span).listed = true;
+        }
+        self.partial = span;
+    }
+
+    /// # Safety
+    /// `span` is on this list; we hold this class's lock.
+    unsafe fn unlink(&mut self, span: *mut Span) {
+        // SAFETY: per the contract the span and its neighbours are live list members.
+        unsafe {
+            let (prev, next) = ((*span).prev, (*span).next);
+            if prev.is_null() {
+                self.partial = next;
+            } else {
+                (*prev).next = next;
+            }
+            if !next.is_null() {
+                (*next).prev = prev;
+            }
+            (*span).listed = false;
+        }
+    }
+}
+
+/// Carves up to `want` blocks of `class` for a thread on NUMA node `node`. An empty chain
+/// means the OS refused memory.
+pub(crate) fn refill(class: usize, node: usize, want: u32, options: SegmentOptions) -> Chain {
+    let size = block_size(class);
+    let mut chain = Chain::EMPTY;
+    let mut central = CENTRAL[class].lock();
+    while chain.count < want {
+        let span = if central.partial.is_null() {
+            let Some(span) = SEGMENTS.lock().allocate_span(class, node, options) else {
+                break;
+            };
+            let span = span.as_ptr();
+            // SAFETY: a fresh span of this class; we hold the class's lock.
+            unsafe { central.link(span) };
+            span
+        } else {
+            central.partial
+        };
+        // SAFETY: listed spans are live and guarded by the class lock, which we hold; their
+        // free blocks and uncarved blocks are ours to hand out.
+        unsafe {
+            let s = &mut *span;
+            while chain.count < want && !s.free.is_null() {
+                let block = s.free;
+                s.free = (*block).next;
+                s.free_count -= 1;
+                s.outstanding += 1;
+                chain.push(block);
+            }
+            while chain.count < want && s.carved < s.capacity {
+                let block = s.start.add(s.carved as usize * size).cast::<Block>();
+                s.carved += 1;
+                s.outstanding += 1;
+                chain.push(block);
+            }
+            if !s.has_blocks() {
+                central.unlink(span);
+            }
+        }
+    }
+    chain
+}
+
+/// Returns a chain of `class` blocks to their spans; spans left with no block outstanding
+/// give their pages back to their segments (dirty, purged later).
+///
+/// # Safety
+/// Every block on the chain is a free block of `class` from this allocator, owned by the
+/// caller.
+pub(crate) unsafe fn give_back(class: usize, mut chain: Chain, now_ms: u64) {
+    let mut central = CENTRAL[class].lock();
+    // SAFETY: per the contract; spans are found from block addresses and guarded by the lock.
+    unsafe {
+        while let Some(block) = chain.pop() {
+            let span = super::segment::SegmentHeader::span_of(block.cast());
+            let s = &mut *span;
+            debug_assert_eq!(
+                s.class as usize, class,
+                "block given back to the wrong class"
+            );
+            (*block).next = s.free;
+            s.free = block;
+            s.free_count += 1;
+            s.outstanding -= 1;
+            if s.is_unused() {
+                if s.listed {
+                    central.unlink(span);
+                }
+                SEGMENTS.lock().free_span(span, now_ms);
+            } else if !s.listed {
+                central.link(span);
+            }
+        }
+    }
+}

@@ -1,0 +1,442 @@
+//! `PinAlloc`: a global allocator with core-pinned per-thread caches over lock-free depots.
+//!
+//! ```
+//! #[global_allocator]
+//! static GLOBAL: pinalloc::PinAlloc = pinalloc::PinAlloc::new();
+//!
+//! let v: Vec<u64> = (0..1000).collect();
+//! assert_eq!(v.iter().sum::<u64>(), 499_500);
+//! ```
+//!
+//! # Layers, from the fast path down
+//!
+//! | layer | file | touched |
+//! |---|---|---|
+//! | thread cache: a free list and a spare magazine per size class | `thread_cache.rs` | every call; no atomics |
+//! | depot: per NUMA node and class, a Treiber stack of magazines | `depot.rs` | once per batch of blocks |
+//! | central: per class, the spans with blocks to give, under a lock | `central.rs` | when depots are dry or full |
+//! | segments: 4 MiB aligned mappings cut into 64 KiB pages and spans | `segment.rs` | once per span |
+//! | large blocks: one mapping each, grown with `mremap` | `large.rs` | every large call |
+//! | purge: free pages back to the OS after a delay | `purge.rs` | in the background |
+//!
+//! Sizes map to 40 classes ([`size_class`]); `dealloc` recomputes the class from the
+//! `Layout` it is given instead of looking the block up. A thread's first call sets up its
+//! cache and registers a thread-exit destructor that returns the cache to the depots.
+//!
+//! # Rules this allocator keeps
+//! It never panics or unwinds (out of memory returns null), never allocates through itself
+//! while serving a call (the OS layer reads sysfs into stack buffers; the purger thread is
+//! spawned outside any allocator state), and keeps working in a thread after that thread's
+//! cache has been flushed at exit. After `fork()` the child's locks are reset.
+//!
+//! # Configuration
+//! In code, with [`PinAlloc::with_config`] and the `const` builder [`Config`]; from the
+//! environment, read once when the allocator is first used (environment wins):
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `PINALLOC_PURGE_DELAY_MS` | how long free pages stay resident before they are purged; `0` purges at once | 250 |
+//! | `PINALLOC_THP` | `never` (forbid transparent huge pages), `always` (ask for them), `default` (kernel's setting) | `default` |
+//! | `PINALLOC_HUGE_PAGES` | `1`: back segments with hugetlbfs pages where reserved (1 GiB → 2 MiB → THP → 4 KiB) | `0` |
+//!
+//! All `PinAlloc` values share one process-wide heap; the configuration of the first one
+//! used (plus the environment) applies.
+
+mod central;
+mod depot;
+mod large;
+mod purge;
+mod segment;
+pub mod size_class;
+mod thread_cache;
+mod topology;
+
+pub use purge::DEFAULT_PURGE_DELAY_MS;
+pub use topology::{pin_current_thread, simulate_topology};
+
+use crate::os::{self, HugePages};
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr;
+use core::sync::atomic::{AtomicU8, Ordering};
+use segment::{SegmentHeader, SegmentKind, SegmentOptions};
+use size_class::{CLASSES, block_size, class_of};
+use thread_cache::SlowPathContext;
+
+/// Settings of the allocator, built in `const` context.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    purge_delay_ms: u64,
+    huge_pages: HugePages,
+}
+
+impl Config {
+    /// The defaults: a 250 ms purge delay, the kernel's THP setting.
+    pub const fn new() -> Self {
+        Config {
+            purge_delay_ms: DEFAULT_PURGE_DELAY_MS,
+            huge_pages: HugePages::KernelDefault,
+        }
+    }
+
+    /// How long pages of freed spans stay resident before they are given back to the OS.
+    pub const fn purge_delay_ms(mut self, ms: u64) -> Self {
+        self.purge_delay_ms = ms;
+        self
+    }
+
+    /// What backs segments and large blocks; see [`HugePages`].
+    pub const fn huge_pages(mut self, huge_pages: HugePages) -> Self {
+        self.huge_pages = huge_pages;
+        self
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The allocator. Put it in a static as `#[global_allocator]`, or use it as an
+/// `allocator_api2` [`Allocator`](allocator_api2::alloc::Allocator).
+#[derive(Debug)]
+pub struct PinAlloc {
+    config: Config,
+}
+
+impl Default for PinAlloc {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// 0: not configured; 1: configuring; 2: done. Acquire/Release between the configuring
+/// thread's final store and readers of the settings below.
+static CONFIGURED: AtomicU8 = AtomicU8::new(0);
+/// The huge-page policy for segments and large blocks, as `HugePages as u8`. Relaxed:
+/// published by CONFIGURED.
+static HUGE_PAGES: AtomicU8 = AtomicU8::new(0);
+
+fn huge_pages_setting() -> HugePages {
+    match HUGE_PAGES.load(Ordering::Relaxed) {
+        1 => HugePages::Forbid,
+        2 => HugePages::Transparent,
+        3 => HugePages::Best,
+        _ => HugePages::KernelDefault,
+    }
+}
+
+pub(crate) fn slow_path_context() -> SlowPathContext {
+    SlowPathContext {
+        segments: SegmentOptions {
+            huge_pages: huge_pages_setting(),
+        },
+        now_ms: os::monotonic_ms,
+    }
+}
+
+impl PinAlloc {
+    /// The allocator with the default [`Config`].
+    pub const fn new() -> Self {
+        PinAlloc {
+            config: Config::new(),
+        }
+    }
+
+    /// The allocator with `config` (the environment still overrides it).
+    pub const fn with_config(config: Config) -> Self {
+        PinAlloc { config }
+    }
+
+    /// Applies the configuration once per process, on the first slow path.
+    #[cold]
+    fn configure(&self) {
+        if CONFIGURED
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        let mut delay = self.config.purge_delay_ms;
+        let mut huge = self.config.huge_pages;
+        if let Some(ms) = os::env_var(c"PINALLOC_PURGE_DELAY_MS").and_then(parse_u64) {
+            delay = ms;
+        }
+        match os::env_var(c"PINALLOC_THP") {
+            Some(b"never") => huge = HugePages::Forbid,
+            Some(b"always") => huge = HugePages::Transparent,
+            Some(b"default") => huge = HugePages::KernelDefault,
+            _ => {}
+        }
+        if os::env_var(c"PINALLOC_HUGE_PAGES") == Some(b"1") {
+            huge = HugePages::Best;
+        }
+        purge::DELAY_MS.store(delay, Ordering::Relaxed);
+        let code = match huge {
+            HugePages::KernelDefault => 0,
+            HugePages::Forbid => 1,
+            HugePages::Transparent => 2,
+            HugePages::Best => 3,
+        };
+        HUGE_PAGES.store(code, Ordering::Relaxed);
+        os::at_fork(fork::prepare, fork::parent, fork::child);
+        // Release pairs with the Acquire in `ensure_configured`.
+        CONFIGURED.store(2, Ordering::Release);
+    }
+
+    #[inline]
+    fn ensure_configured(&self) {
+        // Acquire pairs with the Release at the end of `configure`.
+        if CONFIGURED.load(Ordering::Acquire) != 2 {
+            self.configure();
+        }
+    }
+
+    /// Gives every free page back to the OS now: blocks parked in depots and in the calling
+    /// thread's cache return to their spans, and free spans are purged at once.
+    pub fn purge(&self) {
+        self.ensure_configured();
+        purge::purge_now();
+    }
+
+    /// A snapshot of the allocator's statistics.
+    pub fn stats(&self) -> Stats {
+        let segments = segment::SEGMENTS.lock();
+        let os = os::counters();
+        let classes = core::array::from_fn(|class| ClassStats {
+            block_size: block_size(class),
+            depot_magazines: depot::parked_magazines(class),
+            depot_cas_retries: depot::cas_retries(class),
+        });
+        Stats {
+            mapped_bytes: os.mapped_bytes,
+            small_resident_bytes: segments.resident_pages * segment::PAGE,
+            segments: segments.segments,
+            purged_bytes_total: segments.purged_pages * segment::PAGE,
+            os_purged_bytes_total: os.purged_bytes_total,
+            thread_cache_bytes: thread_cache::cached_bytes(),
+            classes,
+        }
+    }
+}
+
+/// A decimal number from an environment variable (no allocation: `str::parse` on a slice).
+fn parse_u64(text: &[u8]) -> Option<u64> {
+    core::str::from_utf8(text).ok()?.trim().parse().ok()
+}
+
+/// What [`PinAlloc::stats`] reports.
+#[derive(Clone, Debug)]
+pub struct Stats {
+    /// Bytes mapped from the OS by the whole crate (segments, large blocks, pools).
+    pub mapped_bytes: usize,
+    /// Bytes of small-block segments that are resident: pages in spans, free pages not yet
+    /// purged, and segment headers.
+    pub small_resident_bytes: usize,
+    /// Small-block segments mapped.
+    pub segments: usize,
+    /// Bytes of free pages the allocator purged since start.
+    pub purged_bytes_total: usize,
+    /// Bytes purged by the whole crate's OS layer since start.
+    pub os_purged_bytes_total: usize,
+    /// Bytes of free blocks held by the calling thread's cache.
+    pub thread_cache_bytes: usize,
+    /// Per size class.
+    pub classes: [ClassStats; CLASSES],
+}
+
+/// Per-class figures in [`Stats`].
+#[derive(Clone, Copy, Debug)]
+pub struct ClassStats {
+    /// The class's block size.
+    pub block_size: usize,
+    /// Magazines parked in the class's depots.
+    pub depot_magazines: u32,
+    /// Failed compare-and-swaps on the class's depots (contention).
+    pub depot_cas_retries: u64,
+}
+
+/// The usable size of the block at `ptr`: at least what was asked for.
+///
+/// # Safety
+/// `ptr` was returned by this allocator and is live, and was allocated with an alignment
+/// below 4 MiB.
+pub unsafe fn usable_size(ptr: *const u8) -> usize {
+    // SAFETY: per the contract `ptr` lies in a segment or a large mapping, both of which
+    // start, at the 4 MiB boundary below it, with a header whose first fields agree.
+    unsafe {
+        let header = SegmentHeader::of(ptr);
+        match (*header).kind {
+            SegmentKind::Small => block_size((*SegmentHeader::span_of(ptr)).class as usize),
+            SegmentKind::Large => large::usable_size(header.cast()),
+        }
+    }
+}
+
+// SAFETY: every path returns a block of at least `layout.size()` bytes aligned to
+// `layout.align()` (size classes round both up; large blocks are mapped with the
+// alignment), or null; blocks are handed out once until freed; nothing here panics.
+unsafe impl GlobalAlloc for PinAlloc {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        match class_of(layout.size(), layout.align()) {
+            Some(class) => {
+                let cache = thread_cache::current();
+                // SAFETY: this thread's cache; `class < CLASSES`; a non-null head is a free
+                // block of this class owned by the cache, whose first word links the next.
+                unsafe {
+                    let bin = (*cache).bins.get_unchecked_mut(class);
+                    let block = bin.head;
+                    if !block.is_null() {
+                        bin.head = (*block).next;
+                        bin.count -= 1;
+                        return block.cast();
+                    }
+                    self.alloc_slow(cache, class)
+                }
+            }
+            None => self.alloc_large(layout),
+        }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        match class_of(layout.size(), layout.align()) {
+            Some(class) => {
+                let cache = thread_cache::current();
+                // SAFETY: this thread's cache; `ptr` is a block of `class` (the same layout
+                // gives the same class) that the caller gives up.
+                unsafe {
+                    let bin = (*cache).bins.get_unchecked_mut(class);
+                    if bin.count < bin.limit {
+                        let block = ptr.cast::<segment::Block>();
+                        (*block).next = bin.head;
+                        bin.head = block;
+                        bin.count += 1;
+                        return;
+                    }
+                    self.dealloc_slow(cache, class, ptr)
+                }
+            }
+            // SAFETY: large layouts come from `alloc_large` with the same alignment.
+            None => unsafe { large::dealloc(ptr, layout) },
+        }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if class_of(layout.size(), layout.align()).is_none() {
+            // Fresh mappings are zero: no memset.
+            return self.alloc_large(layout);
+        }
+        // SAFETY: forwarded contract.
+        let block = unsafe { self.alloc(layout) };
+        if !block.is_null() {
+            // SAFETY: the block has at least `layout.size()` writable bytes.
+            unsafe { ptr::write_bytes(block, 0, layout.size()) };
+        }
+        block
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
+            return ptr::null_mut();
+        };
+        let old_class = class_of(layout.size(), layout.align());
+        let new_class = class_of(new_size, layout.align());
+        match (old_class, new_class) {
+            // Same block size: nothing to do (dealloc will recompute the same class).
+            (Some(a), Some(b)) if a == b => return ptr,
+            (None, None) => {
+                // SAFETY: both large: the block came from alloc_large with this alignment.
+                let moved = unsafe { large::realloc(ptr, layout, new_size) };
+                if !moved.is_null() {
+                    return moved;
+                }
+            }
+            _ => {}
+        }
+        // SAFETY: forwarded contract; copy the smaller size, then free the old block.
+        unsafe {
+            let new = self.alloc(new_layout);
+            if !new.is_null() {
+                ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+                self.dealloc(ptr, layout);
+            }
+            new
+        }
+    }
+}
+
+impl PinAlloc {
+    /// # Safety
+    /// `cache` is this thread's cache, not borrowed.
+    #[cold]
+    #[inline(never)]
+    unsafe fn alloc_slow(&self, cache: *mut thread_cache::ThreadCache, class: usize) -> *mut u8 {
+        self.ensure_configured();
+        // SAFETY: forwarded.
+        let block = unsafe { thread_cache::alloc_slow(cache, class, &slow_path_context()) };
+        purge::start_if_wanted();
+        block
+    }
+
+    /// # Safety
+    /// `cache` is this thread's cache, not borrowed; `block` is a block of `class`.
+    #[cold]
+    #[inline(never)]
+    unsafe fn dealloc_slow(
+        &self,
+        cache: *mut thread_cache::ThreadCache,
+        class: usize,
+        block: *mut u8,
+    ) {
+        self.ensure_configured();
+        // SAFETY: forwarded.
+        unsafe { thread_cache::dealloc_slow(cache, class, block, &slow_path_context()) };
+        purge::start_if_wanted();
+    }
+
+    #[cold]
+    fn alloc_large(&self, layout: Layout) -> *mut u8 {
+        self.ensure_configured();
+        large::alloc(layout, huge_pages_setting())
+    }
+}
+
+/// `fork()` handlers: the parent holds every allocator lock across the fork, so the child
+/// starts from consistent state, with the locks released and no purger thread.
+mod fork {
+    use super::central::CENTRAL;
+    use super::segment::SEGMENTS;
+
+    pub(super) extern "C" fn prepare() {
+        for central in &CENTRAL {
+            core::mem::forget(central.lock());
+        }
+        core::mem::forget(SEGMENTS.lock());
+    }
+
+    pub(super) extern "C" fn parent() {
+        // SAFETY: `prepare` took every lock on this thread and forgot the guards; the fork
+        // is over, so they are released exactly once.
+        unsafe { release_all() };
+    }
+
+    pub(super) extern "C" fn child() {
+        // SAFETY: as in `parent`; in the child only this thread exists.
+        unsafe { release_all() };
+        super::purge::forget_purger_after_fork();
+    }
+
+    /// # Safety
+    /// Every lock is held by this thread through a forgotten guard.
+    unsafe fn release_all() {
+        // SAFETY: per the contract.
+        unsafe {
+            SEGMENTS.force_unlock();
+            for central in &CENTRAL {
+                central.force_unlock();
+            }
+        }
+    }
+}

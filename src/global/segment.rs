@@ -1,0 +1,357 @@
+//! Segments and spans: where small blocks live, and how a block finds its metadata.
+//!
+//! A **segment** is a [`SEGMENT`] (4 MiB) mapping aligned to its own size, cut into 64 pages
+//! of [`PAGE`] (64 KiB). Page 0 holds the [`SegmentHeader`]; the other 63 are handed out in
+//! runs, one run per **span**. A span serves one size class: its blocks are carved from its
+//! pages in address order. Because segments are aligned, the header of any block's segment
+//! is at `address & !(SEGMENT - 1)` and its span is found through the page index, in O(1)
+//! and without a lookup table.
+//!
+//! The segment list, the page bitmaps and the purge state are guarded by one lock
+//! ([`SEGMENTS`]); a span's block accounting is guarded by its class's central lock
+//! (`central.rs`). Neither is touched by the allocation fast path.
+//!
+//! Freed pages are *dirty* until purged: [`Segments::purge_due`] gives the pages that have
+//! been free for longer than the purge delay back to the OS with `MADV_DONTNEED`, and
+//! unmaps segments that are entirely free, keeping one in reserve.
+
+use super::size_class::{CLASSES, block_size};
+use crate::os::{HugePages, MapOptions, Mapping, Purge, RawMapping};
+use crate::sync::SpinLock;
+use core::ptr::{self, NonNull};
+
+/// Bytes in a segment (and its alignment).
+pub const SEGMENT: usize = 4 << 20;
+/// Bytes in a page: the granule of spans and of purging.
+pub const PAGE: usize = 64 << 10;
+/// Pages in a segment; page 0 is the header.
+pub const PAGES: usize = SEGMENT / PAGE;
+
+const MAGIC: u64 = 0x5049_4e41_4c4c_4f43; // "PINALLOC"
+
+/// A free block: its first word links it into a free list.
+#[repr(C)]
+pub(crate) struct Block {
+    pub next: *mut Block,
+}
+
+/// The metadata of one span (or of an unused page run), kept in its segment's header at the
+/// index of its first page. Guarded by the central lock of `class` while in use.
+#[repr(C, align(64))]
+pub(crate) struct Span {
+    /// First byte of the span's pages.
+    pub start: *mut u8,
+    /// Returned blocks, linked through their first word.
+    pub free: *mut Block,
+    /// Neighbours in the class's list of spans with blocks to give.
+    pub next: *mut Span,
+    pub prev: *mut Span,
+    /// Blocks the span holds in all.
+    pub capacity: u32,
+    /// Blocks carved so far (the rest are untouched and still zero).
+    pub carved: u32,
+    /// Blocks out of the span: in thread caches, depots or the program's hands.
+    pub outstanding: u32,
+    /// Blocks on `free`.
+    pub free_count: u32,
+    pub class: u8,
+    pub pages: u8,
+    /// Whether the span is on its class's partial list.
+    pub listed: bool,
+}
+
+impl Span {
+    const EMPTY: Span = Span {
+        start: ptr::null_mut(),
+        free: ptr::null_mut(),
+        next: ptr::null_mut(),
+        prev: ptr::null_mut(),
+        capacity: 0,
+        carved: 0,
+        outstanding: 0,
+        free_count: 0,
+        class: 0,
+        pages: 0,
+        listed: false,
+    };
+
+    /// Whether every block has come back.
+    pub fn is_unused(&self) -> bool {
+        self.outstanding == 0
+    }
+
+    /// Whether the span has a block to give (returned or never carved).
+    pub fn has_blocks(&self) -> bool {
+        !self.free.is_null() || self.carved < self.capacity
+    }
+}
+
+/// What occupies a segment-aligned mapping: small-block pages, or one large allocation.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub(crate) enum SegmentKind {
+    Small = 1,
+    Large = 2,
+}
+
+/// The header at the start of every segment-aligned mapping the allocator makes.
+#[repr(C)]
+pub(crate) struct SegmentHeader {
+    pub magic: u64,
+    pub kind: SegmentKind,
+    /// The mapping, to unmap it.
+    pub mapping: RawMapping,
+    /// NUMA node the segment's pages are bound to.
+    pub node: usize,
+    /// Next segment in [`Segments`]' list.
+    next: *mut SegmentHeader,
+    /// Bit `i` set: page `i` belongs to no span.
+    free_pages: u64,
+    /// Bit `i` set: page `i` is free but its memory has not been purged yet.
+    dirty_pages: u64,
+    /// When each dirty page was freed (the purge clock, in milliseconds).
+    dirty_since: [u64; PAGES],
+    /// For each page in a span, the index of the span's first page.
+    page_span: [u8; PAGES],
+    /// Span metadata, at the index of each span's first page.
+    pub spans: [Span; PAGES],
+}
+
+/// All pages except the header page.
+const ALL_PAGES: u64 = !1;
+
+impl SegmentHeader {
+    /// The header of the segment holding `ptr`, if `ptr` is inside a small-block segment.
+    ///
+    /// # Safety
+    /// `ptr` points into a mapping made by this allocator (a small segment or a large
+    /// allocation), so the segment-aligned address below it holds a header.
+    #[inline]
+    pub(crate) unsafe fn of(ptr: *const u8) -> *mut SegmentHeader {
+        ptr.map_addr(|addr| addr & !(SEGMENT - 1)).cast_mut().cast()
+    }
+
+    /// The span holding block `ptr`.
+    ///
+    /// # Safety
+    /// `ptr` is a block of a small segment.
+    #[inline]
+    pub(crate) unsafe fn span_of(ptr: *const u8) -> *mut Span {
+        // SAFETY: per the contract the segment header exists and is initialised.
+        unsafe {
+            let segment = Self::of(ptr);
+            let page = (ptr.addr() - segment.addr()) / PAGE;
+            let first = (*segment).page_span[page] as usize;
+            &raw mut (*segment).spans[first]
+        }
+    }
+}
+
+/// Where new segments come from and whether they may use huge pages.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SegmentOptions {
+    pub huge_pages: HugePages,
+}
+
+/// The list of small-block segments. Guarded by [`SEGMENTS`].
+pub(crate) struct Segments {
+    head: *mut SegmentHeader,
+    /// Number of segments and how many of their pages are resident (in spans, or dirty).
+    pub segments: usize,
+    pub resident_pages: usize,
+    /// Pages purged since start.
+    pub purged_pages: usize,
+    /// Whether some page is dirty (so the purger has work).
+    pub dirty: bool,
+}
+
+// SAFETY: the raw pointers lead to segment headers owned by the list, which only the
+// holder of the lock touches.
+unsafe impl Send for Segments {}
+
+pub(crate) static SEGMENTS: SpinLock<Segments> = SpinLock::new(Segments {
+    head: ptr::null_mut(),
+    segments: 0,
+    resident_pages: 0,
+    purged_pages: 0,
+    dirty: false,
+});
+
+/// Pages a span of `class` takes: one page, or enough for at least 8 blocks.
+pub(crate) fn span_pages(class: usize) -> usize {
+    (block_size(class) * 8).div_ceil(PAGE).max(1)
+}
+
+const _: () = assert!(
+    span_pages_max() < PAGES,
+    "the largest span must fit in a segment"
+);
+const fn span_pages_max() -> usize {
+    (super::size_class::MAX_SMALL * 8).div_ceil(PAGE)
+}
+
+impl Segments {
+    /// A span of `class` on node `node`: its pages taken from a segment with room (mapping a
+    /// new segment if none has), its metadata initialised. `None` if the OS has no memory.
+    pub(crate) fn allocate_span(
+        &mut self,
+        class: usize,
+        node: usize,
+        options: SegmentOptions,
+    ) -> Option<NonNull<Span>> {
+        debug_assert!(class < CLASSES);
+        let pages = span_pages(class);
+        let mask_of = |first: usize| ((1u64 << pages) - 1) << first;
+        let mut segment = self.head;
+        let (segment, first) = loop {
+            if segment.is_null() {
+                let fresh = self.map_segment(node, options)?;
+                break (fresh, 1);
+            }
+            // SAFETY: segments on the list are live and guarded by our lock.
+            let header = unsafe { &*segment };
+            let fits = |first: &usize| header.free_pages & mask_of(*first) == mask_of(*first);
+            if header.node == node
+                && let Some(first) = (1..=PAGES - pages).find(fits)
+            {
+                break (segment, first);
+            }
+            segment = header.next;
+        };
+        // SAFETY: as above; we hold the lock.
+        let header = unsafe { &mut *segment };
+        let mask = mask_of(first);
+        header.free_pages &= !mask;
+        let reused_dirty = (header.dirty_pages & mask).count_ones() as usize;
+        header.dirty_pages &= !mask;
+        self.resident_pages += pages - reused_dirty;
+        for page in first..first + pages {
+            header.page_span[page] = first as u8;
+        }
+        // SAFETY: `first * PAGE` is inside the segment's 4 MiB.
+        let start = unsafe { header.mapping.ptr.as_ptr().add(first * PAGE) };
+        header.spans[first] = Span {
+            start,
+            capacity: ((pages * PAGE) / block_size(class)) as u32,
+            class: class as u8,
+            pages: pages as u8,
+            ..Span::EMPTY
+        };
+        Some(NonNull::from(&mut header.spans[first]))
+    }
+
+    fn map_segment(&mut self, node: usize, options: SegmentOptions) -> Option<*mut SegmentHeader> {
+        let map = MapOptions::new()
+            .align(SEGMENT)
+            .huge_pages(options.huge_pages);
+        let mapping = Mapping::new(SEGMENT, &map).ok()?;
+        if crate::os::numa::node_count() > 1 {
+            // Best effort: an unbound segment still works, just without locality.
+            let _ = mapping.bind_to_node(node);
+        }
+        let raw = mapping.into_raw();
+        let header: *mut SegmentHeader = raw.ptr.as_ptr().cast();
+        // SAFETY: the mapping is fresh, ours, aligned, and large enough for the header.
+        unsafe {
+            header.write(SegmentHeader {
+                magic: MAGIC,
+                kind: SegmentKind::Small,
+                mapping: raw,
+                node,
+                next: self.head,
+                free_pages: ALL_PAGES,
+                dirty_pages: 0,
+                dirty_since: [0; PAGES],
+                page_span: [0; PAGES],
+                spans: [Span::EMPTY; PAGES],
+            });
+        }
+        self.head = header;
+        self.segments += 1;
+        // The header page.
+        self.resident_pages += 1;
+        Some(header)
+    }
+
+    /// Gives a span's pages back to its segment. They stay resident (dirty) until
+    /// [`Segments::purge_due`] finds them older than the delay.
+    ///
+    /// # Safety
+    /// `span` is a span of a segment on this list, with no block outstanding, and off its
+    /// class's partial list.
+    pub(crate) unsafe fn free_span(&mut self, span: *mut Span, now_ms: u64) {
+        // SAFETY: per the contract the span and its segment header are live; we hold the lock.
+        unsafe {
+            let segment = SegmentHeader::of((*span).start);
+            let header = &mut *segment;
+            let first = ((*span).start.addr() - segment.addr()) / PAGE;
+            let pages = (*span).pages as usize;
+            let mask = ((1u64 << pages) - 1) << first;
+            header.free_pages |= mask;
+            header.dirty_pages |= mask;
+            header.dirty_since[first..first + pages].fill(now_ms);
+            *span = Span::EMPTY;
+        }
+        self.dirty = true;
+    }
+
+    /// Purges every dirty page freed at or before `deadline_ms`, and unmaps segments left
+    /// entirely free and clean (keeping one in reserve). Returns whether dirty pages remain.
+    pub(crate) fn purge_due(&mut self, deadline_ms: u64) -> bool {
+        let mut still_dirty = false;
+        let mut spare_kept = false;
+        let mut link: *mut *mut SegmentHeader = &raw mut self.head;
+        // SAFETY: we hold the lock; every segment on the list is live and ours.
+        unsafe {
+            while !(*link).is_null() {
+                let segment = *link;
+                let header = &mut *segment;
+                let mut page = 1;
+                while page < PAGES {
+                    let bit = 1u64 << page;
+                    if header.dirty_pages & bit == 0 {
+                        page += 1;
+                        continue;
+                    }
+                    if header.dirty_since[page] > deadline_ms {
+                        still_dirty = true;
+                        page += 1;
+                        continue;
+                    }
+                    // Coalesce the run of due dirty pages into one madvise.
+                    let run_start = page;
+                    while page < PAGES
+                        && header.dirty_pages & (1u64 << page) != 0
+                        && header.dirty_since[page] <= deadline_ms
+                    {
+                        header.dirty_pages &= !(1u64 << page);
+                        page += 1;
+                    }
+                    let run = page - run_start;
+                    let mapping = Mapping::from_raw(header.mapping);
+                    // SAFETY: free pages hold no live block. A refusal leaves them resident.
+                    if mapping
+                        .purge(run_start * PAGE, run * PAGE, Purge::Discard)
+                        .is_ok()
+                    {
+                        self.resident_pages -= run;
+                        self.purged_pages += run;
+                    }
+                    let _ = mapping.into_raw();
+                }
+                let unused = header.free_pages == ALL_PAGES && header.dirty_pages == 0;
+                if unused && spare_kept {
+                    *link = header.next;
+                    self.segments -= 1;
+                    self.resident_pages -= 1;
+                    drop(Mapping::from_raw(header.mapping));
+                    continue;
+                }
+                spare_kept |= unused;
+                link = &raw mut header.next;
+            }
+        }
+        self.dirty = still_dirty;
+        still_dirty
+    }
+}

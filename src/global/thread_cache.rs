@@ -1,0 +1,295 @@
+//! The per-thread cache: the allocator's fast path.
+//!
+//! For every size class a thread holds a list of free blocks (`Bin`) and one spare full
+//! magazine. `alloc` pops the list's head and `dealloc` pushes onto it, touching only this
+//! thread's state: no atomics, no locks, one TLS access. When the list runs dry the spare
+//! takes its place, or a magazine comes from the depot, or the central layer carves one;
+//! when the list is full it becomes the spare and the old spare goes to the depot. Both
+//! exchanges move a whole batch in O(1).
+//!
+//! The cache is a `const`-initialised thread-local without a destructor, so reaching it costs
+//! no lazy-initialisation check. Its empty state (no blocks, limits of zero) is the sentinel
+//! that sends a thread's first call to the slow path, which sets the cache up and registers
+//! a second thread-local whose destructor returns the cache to the depots at thread exit.
+//! After that the cache is `Dead`: allocations made by later destructors still work, served
+//! one block at a time by the central layer.
+
+use super::central::{self, Chain};
+use super::depot;
+use super::segment::{Block, SegmentOptions};
+use super::size_class::{CLASSES, block_size};
+use core::cell::UnsafeCell;
+use core::ptr;
+
+/// One class's free list in a thread cache. `count <= limit`.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(crate) struct Bin {
+    pub head: *mut Block,
+    pub count: u32,
+    /// Blocks the list may hold before it is swapped out; 0 while the cache is not set up.
+    pub limit: u32,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum State {
+    /// Never used: the first call sets the cache up.
+    Fresh,
+    Active,
+    /// The thread-exit flush has run.
+    Dead,
+}
+
+pub(crate) struct ThreadCache {
+    pub bins: [Bin; CLASSES],
+    spares: [Chain; CLASSES],
+    node: usize,
+    state: State,
+}
+
+impl ThreadCache {
+    const FRESH: ThreadCache = ThreadCache {
+        bins: [Bin {
+            head: ptr::null_mut(),
+            count: 0,
+            limit: 0,
+        }; CLASSES],
+        spares: [Chain::EMPTY; CLASSES],
+        node: usize::MAX,
+        state: State::Fresh,
+    };
+}
+
+std::thread_local! {
+    static CACHE: UnsafeCell<ThreadCache> = const { UnsafeCell::new(ThreadCache::FRESH) };
+    static FLUSH_AT_EXIT: FlushAtExit = const { FlushAtExit };
+}
+
+/// This thread's cache.
+#[inline(always)]
+pub(crate) fn current() -> *mut ThreadCache {
+    CACHE.with(UnsafeCell::get)
+}
+
+/// Blocks per magazine of `class`: about 32 KiB of blocks, between 4 and 128 of them.
+pub(crate) const fn magazine_blocks(class: usize) -> u32 {
+    let blocks = (32 << 10) / super::size_class::BLOCK_SIZE[class] as usize;
+    if blocks < 4 {
+        4
+    } else if blocks > 128 {
+        128
+    } else {
+        blocks as u32
+    }
+}
+
+/// What the slow paths need from the allocator's configuration.
+#[derive(Clone, Copy)]
+pub(crate) struct SlowPathContext {
+    pub segments: SegmentOptions,
+    pub now_ms: fn() -> u64,
+}
+
+/// Sets the cache up on the thread's first call.
+///
+/// # Safety
+/// `cache` is this thread's cache, not borrowed elsewhere.
+#[cold]
+unsafe fn set_up(cache: *mut ThreadCache) {
+    // SAFETY: per the contract.
+    let cache = unsafe { &mut *cache };
+    for (class, bin) in cache.bins.iter_mut().enumerate() {
+        bin.limit = magazine_blocks(class);
+    }
+    if cache.node == usize::MAX {
+        // Not pinned to a node by `pin_current_thread`: the node it runs on now.
+        cache.node = super::topology::current_node();
+    }
+    cache.state = State::Active;
+    // Registering the destructor may allocate (std keeps a list on some platforms); the
+    // cache is already usable, so such a nested call takes the ordinary paths. `try_with`:
+    // never panic, even if called during thread teardown.
+    let _ = FLUSH_AT_EXIT.try_with(|_| ());
+}
+
+/// `alloc` found the class's list empty.
+///
+/// # Safety
+/// `cache` is this thread's cache (from [`current`]), not borrowed elsewhere.
+#[cold]
+pub(crate) unsafe fn alloc_slow(
+    cache: *mut ThreadCache,
+    class: usize,
+    cx: &SlowPathContext,
+) -> *mut u8 {
+    // SAFETY: per the contract.
+    unsafe {
+        match (*cache).state {
+            State::Fresh => set_up(cache),
+            State::Dead => return alloc_uncached(class, (*cache).node, cx),
+            State::Active => {}
+        }
+        let cache = &mut *cache;
+        let spare = &mut cache.spares[class];
+        let mut chain = if !spare.is_empty() {
+            core::mem::replace(spare, Chain::EMPTY)
+        } else if let Some(chain) = depot::pop(cache.node, class) {
+            chain
+        } else {
+            let chain = central::refill(class, cache.node, magazine_blocks(class), cx.segments);
+            if chain.is_empty() {
+                return ptr::null_mut();
+            }
+            chain
+        };
+        let block = chain.pop().unwrap_or(ptr::null_mut());
+        let bin = &mut cache.bins[class];
+        bin.head = chain.head;
+        bin.count = chain.count;
+        block.cast()
+    }
+}
+
+/// `dealloc` found the class's list full (or the cache not set up).
+///
+/// # Safety
+/// `cache` is this thread's cache; `block` is a block of `class` the caller owned.
+#[cold]
+pub(crate) unsafe fn dealloc_slow(
+    cache: *mut ThreadCache,
+    class: usize,
+    block: *mut u8,
+    cx: &SlowPathContext,
+) {
+    // SAFETY: per the contract.
+    unsafe {
+        match (*cache).state {
+            State::Fresh => set_up(cache),
+            State::Dead => return dealloc_uncached(class, block, cx),
+            State::Active => {}
+        }
+        let cache = &mut *cache;
+        let bin = &mut cache.bins[class];
+        if bin.count >= bin.limit {
+            let full = Chain {
+                head: bin.head,
+                count: bin.count,
+            };
+            let old_spare = core::mem::replace(&mut cache.spares[class], full);
+            if !old_spare.is_empty() {
+                flush(cache.node, class, old_spare, cx);
+            }
+            bin.head = ptr::null_mut();
+            bin.count = 0;
+        }
+        let block = block.cast::<Block>();
+        (*block).next = bin.head;
+        bin.head = block;
+        bin.count += 1;
+    }
+}
+
+/// Sends a full magazine to the depot, or to its spans if the depot is full.
+///
+/// # Safety
+/// The chain's blocks are free blocks of `class` owned by the caller.
+unsafe fn flush(node: usize, class: usize, chain: Chain, cx: &SlowPathContext) {
+    if let Err(chain) = depot::push(node, class, chain, magazine_blocks(class)) {
+        // SAFETY: per the contract.
+        unsafe { central::give_back(class, chain, (cx.now_ms)()) };
+        super::purge::spans_freed();
+    }
+}
+
+/// One block, for a thread whose cache is gone.
+fn alloc_uncached(class: usize, node: usize, cx: &SlowPathContext) -> *mut u8 {
+    let mut chain =
+        depot::pop(node, class).unwrap_or_else(|| central::refill(class, node, 1, cx.segments));
+    // SAFETY: the chain is a well-formed chain of free blocks we own.
+    let block = unsafe { chain.pop() }.unwrap_or(ptr::null_mut());
+    if !chain.is_empty() {
+        // SAFETY: the rest of the chain is still ours.
+        unsafe { flush(node, class, chain, cx) };
+    }
+    block.cast()
+}
+
+/// # Safety
+/// `block` is a block of `class` the caller owned.
+unsafe fn dealloc_uncached(class: usize, block: *mut u8, cx: &SlowPathContext) {
+    let mut chain = Chain::EMPTY;
+    // SAFETY: per the contract.
+    unsafe {
+        chain.push(block.cast());
+        central::give_back(class, chain, (cx.now_ms)());
+    }
+    super::purge::spans_freed();
+}
+
+/// Sets the NUMA node whose depots this thread's cache uses.
+pub(crate) fn set_node(node: usize) {
+    // SAFETY: this thread's cache; no other borrow of it is live here.
+    unsafe { (*current()).node = node };
+}
+
+/// Empties this thread's cache into the depots (or spans); it refills on the next call.
+pub(crate) fn flush_current_thread() {
+    // SAFETY: this thread's cache; its blocks are free blocks we own.
+    unsafe { empty(current(), false) }
+}
+
+/// Moves every block of `cache` out; `dead` leaves the cache unusable (limits of zero).
+///
+/// # Safety
+/// `cache` is this thread's cache, not borrowed elsewhere.
+unsafe fn empty(cache: *mut ThreadCache, dead: bool) {
+    let cx = super::slow_path_context();
+    // SAFETY: per the contract.
+    let cache = unsafe { &mut *cache };
+    if cache.state != State::Active {
+        return;
+    }
+    for class in 0..CLASSES {
+        let bin = &mut cache.bins[class];
+        let chains = [
+            Chain {
+                head: core::mem::replace(&mut bin.head, ptr::null_mut()),
+                count: core::mem::replace(&mut bin.count, 0),
+            },
+            core::mem::replace(&mut cache.spares[class], Chain::EMPTY),
+        ];
+        if dead {
+            bin.limit = 0;
+        }
+        for chain in chains {
+            if !chain.is_empty() {
+                // SAFETY: the chains held the cache's free blocks, now taken out of it.
+                unsafe { flush(cache.node, class, chain, &cx) };
+            }
+        }
+    }
+    if dead {
+        cache.state = State::Dead;
+    }
+}
+
+/// The destructor that empties the thread's cache into the depots when the thread exits.
+struct FlushAtExit;
+
+impl Drop for FlushAtExit {
+    fn drop(&mut self) {
+        // SAFETY: this thread's cache, not borrowed (destructors run outside allocator calls).
+        unsafe { empty(current(), true) }
+    }
+}
+
+/// Blocks held by this thread's cache, per class (for statistics and tests).
+pub(crate) fn cached_bytes() -> usize {
+    // SAFETY: this thread's cache, read without other borrows live.
+    let cache = unsafe { &*current() };
+    (0..CLASSES)
+        .map(|class| {
+            (cache.bins[class].count + cache.spares[class].count) as usize * block_size(class)
+        })
+        .sum()
+}
