@@ -4,7 +4,7 @@
 //! (…, 160, 192, 224, 256, 320, …) up to [`MAX_SMALL`] = 32 KiB, so a request wastes at most
 //! a quarter of its block (an eighth on average) to rounding. Every power of two is a class,
 //! which is how over-aligned requests are served: a block of size 2^k sits at an offset that
-//! is a multiple of 2^k inside a span aligned to [`super::segment::PAGE`].
+//! is a multiple of 2^k inside a span aligned to a 64 KiB page.
 //!
 //! The class of a request depends only on its `Layout`, so `dealloc`, which receives the
 //! same layout, recomputes it instead of looking the block up.

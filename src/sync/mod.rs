@@ -8,13 +8,19 @@
 //! Loom's atomics cannot be built in a `const` context; types that want a `const fn new`
 //! (the allocator's statics) provide it only under `not(loom)`.
 
+// Not every build uses every type (the allocator is absent without `std` and under loom).
 #[cfg(not(loom))]
+#[allow(unused_imports)]
 pub use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 #[cfg(loom)]
+#[allow(unused_imports)]
 pub use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
+// The spin lock serves the allocator only, which needs `std` and is not built under loom.
+#[cfg(all(feature = "std", not(loom)))]
 mod spin_lock;
+#[cfg(all(feature = "std", not(loom)))]
 pub(crate) use spin_lock::SpinLock;
 
 /// Busy-wait hint: a pause instruction normally, a yield to the model under loom (loom needs
