@@ -1,4 +1,5 @@
 //! PinAlloc installed as this test binary's global allocator, stressed: every test here (and
+#![cfg(not(loom))] // the allocator is not built under loom
 //! the test harness itself) allocates through it.
 
 use pinalloc::PinAlloc;
