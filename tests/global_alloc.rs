@@ -1,6 +1,6 @@
 //! PinAlloc installed as this test binary's global allocator, stressed: every test here (and
-#![cfg(not(loom))] // the allocator is not built under loom
 //! the test harness itself) allocates through it.
+#![cfg(not(loom))] // the allocator is not built under loom
 
 use pinalloc::PinAlloc;
 use std::alloc::{GlobalAlloc, Layout};
