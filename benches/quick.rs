@@ -31,10 +31,7 @@ fn duel(mut ours: impl FnMut() -> Ns, mut peer: impl FnMut() -> Ns) -> (Ns, Ns) 
 }
 
 fn row(scenario: &str, peer: &str, (ours, theirs): (Ns, Ns)) {
-    println!(
-        "| {scenario:<40} | {peer:<22} | {ours:>9.2} | {theirs:>9.2} | {:>6.2} |",
-        ours / theirs
-    );
+    println!("| {scenario:<40} | {peer:<22} | {ours:>9.2} | {theirs:>9.2} | {:>6.2} |", ours / theirs);
 }
 
 fn per_op(elapsed: Duration, ops: u64) -> Ns {
@@ -49,11 +46,7 @@ fn free_list_rows() {
             || per_op(run_pairs(&treiber, threads, pairs), pairs),
             || per_op(run_pairs(&queue, threads, pairs), pairs),
         );
-        row(
-            &format!("free list take+return, {threads} thread(s)"),
-            CrossbeamArrayQueue::NAME,
-            result,
-        );
+        row(&format!("free list take+return, {threads} thread(s)"), CrossbeamArrayQueue::NAME, result);
     }
 }
 

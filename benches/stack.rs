@@ -9,22 +9,18 @@ use workloads::stack::{CrossbeamArrayQueue, FreeList, Treiber};
 
 fn one_thread<L: FreeList>(c: &mut Criterion) {
     let list = L::new();
-    c.bench_function(
-        &format!("free list take+return, 1 thread/{}", L::NAME),
-        |b| b.iter(|| list.take_and_return()),
-    );
+    c.bench_function(&format!("free list take+return, 1 thread/{}", L::NAME), |b| {
+        b.iter(|| list.take_and_return())
+    });
 }
 
 fn two_threads<L: FreeList>(c: &mut Criterion) {
     let list = L::new();
-    c.bench_function(
-        &format!("free list take+return, 2 threads/{}", L::NAME),
-        |b| {
-            // Each thread runs `iters` pairs; the wall time over `iters` is the time per pair
-            // as one thread sees it.
-            b.iter_custom(|iters| workloads::stack::run_pairs(&list, 2, iters))
-        },
-    );
+    c.bench_function(&format!("free list take+return, 2 threads/{}", L::NAME), |b| {
+        // Each thread runs `iters` pairs; the wall time over `iters` is the time per pair
+        // as one thread sees it.
+        b.iter_custom(|iters| workloads::stack::run_pairs(&list, 2, iters))
+    });
 }
 
 fn benches(c: &mut Criterion) {

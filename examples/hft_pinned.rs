@@ -46,17 +46,9 @@ fn fill(bytes: &mut [u8], seq: u64) {
 
 /// What the strategy does with a packet: read its sequence number and checksum the payload.
 fn decode(bytes: &[u8]) -> u64 {
-    let seq = u64::from_le_bytes(
-        bytes[..8]
-            .try_into()
-            .expect("packets are at least 64 bytes"),
-    );
+    let seq = u64::from_le_bytes(bytes[..8].try_into().expect("packets are at least 64 bytes"));
     let checksum = bytes[8..].iter().fold(0u8, |acc, &b| acc.wrapping_add(b));
-    assert_eq!(
-        checksum,
-        (seq as u8).wrapping_mul((bytes.len() - 8) as u8),
-        "packet {seq} corrupted"
-    );
+    assert_eq!(checksum, (seq as u8).wrapping_mul((bytes.len() - 8) as u8), "packet {seq} corrupted");
     seq
 }
 
@@ -70,20 +62,10 @@ impl<'p> PinallocPath<'p> {
         let free = TreiberStack::new(pool);
         // More buffers than the queue holds, so the feed never finds the free list empty.
         for _ in 0..QUEUE + 64 {
-            let packet = Packet {
-                sent_at_ns: 0,
-                len: 0,
-                bytes: [0; MAX_PACKET],
-            };
-            free.push(
-                pool.insert(packet)
-                    .expect("the pool can hold the working set"),
-            );
+            let packet = Packet { sent_at_ns: 0, len: 0, bytes: [0; MAX_PACKET] };
+            free.push(pool.insert(packet).expect("the pool can hold the working set"));
         }
-        PinallocPath {
-            free,
-            queue: ArrayQueue::new(QUEUE),
-        }
+        PinallocPath { free, queue: ArrayQueue::new(QUEUE) }
     }
 }
 
@@ -100,8 +82,7 @@ impl PacketPath for PinallocPath<'_> {
             Ok(()) => true,
             Err(raw) => {
                 // SAFETY: `raw` is the token we gave up just above; rebuilt once.
-                self.free
-                    .push(unsafe { Owned::from_raw(self.free.pool(), raw) });
+                self.free.push(unsafe { Owned::from_raw(self.free.pool(), raw) });
                 false
             }
         }
@@ -156,10 +137,7 @@ impl Report {
 
 fn pin(role: &str, core: Option<usize>) {
     match core.map(os::pin_current_thread_to_core) {
-        Some(Ok(at)) => println!(
-            "  {role:<8} pinned to core {} (NUMA node {})",
-            at.cpu, at.node
-        ),
+        Some(Ok(at)) => println!("  {role:<8} pinned to core {} (NUMA node {})", at.cpu, at.node),
         Some(Err(error)) => println!("  {role:<8} runs unpinned: {error}"),
         None => println!("  {role:<8} runs unpinned: no core available to pin to"),
     }
@@ -195,8 +173,7 @@ fn run<P: PacketPath>(path: &P, packets: u64, interval: Duration, cores: &[usize
                 match path.receive() {
                     Some((sent_at, seq)) => {
                         assert_eq!(seq, expected, "packets arrive in order, none lost");
-                        latencies[seq as usize] =
-                            (epoch.elapsed().as_nanos() as u64).saturating_sub(sent_at);
+                        latencies[seq as usize] = (epoch.elapsed().as_nanos() as u64).saturating_sub(sent_at);
                         expected += 1;
                     }
                     None => std::hint::spin_loop(),
@@ -207,10 +184,7 @@ fn run<P: PacketPath>(path: &P, packets: u64, interval: Duration, cores: &[usize
     let elapsed = start.elapsed();
     latencies_ns.sort_unstable();
     black_box(&latencies_ns);
-    Report {
-        latencies_ns,
-        elapsed,
-    }
+    Report { latencies_ns, elapsed }
 }
 
 fn arg(name: &str, default: u64) -> u64 {
@@ -218,10 +192,7 @@ fn arg(name: &str, default: u64) -> u64 {
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name} takes a whole number, got {v}"))
-        })
+        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name} takes a whole number, got {v}")))
         .unwrap_or(default)
 }
 
@@ -235,22 +206,11 @@ fn main() {
     );
     let pool = NodePool::new();
     let ours = run(&PinallocPath::new(&pool), packets, interval, &cores);
-    let theirs = run(
-        &MallocPath {
-            queue: ArrayQueue::new(QUEUE),
-        },
-        packets,
-        interval,
-        &cores,
-    );
+    let theirs = run(&MallocPath { queue: ArrayQueue::new(QUEUE) }, packets, interval, &cores);
 
     println!();
-    println!(
-        "| latency (ns)           |      p50 |      p99 |    p99.9 |      max | packets/s | > 100 µs |"
-    );
-    println!(
-        "|------------------------|---------:|---------:|---------:|---------:|----------:|---------:|"
-    );
+    println!("| latency (ns)           |      p50 |      p99 |    p99.9 |      max | packets/s | > 100 µs |");
+    println!("|------------------------|---------:|---------:|---------:|---------:|----------:|---------:|");
     for (name, report) in [(PinallocPath::NAME, &ours), (MallocPath::NAME, &theirs)] {
         println!(
             "| {name:<22} | {:>8} | {:>8} | {:>8} | {:>8} | {:>9.0} | {:>8} |",

@@ -58,13 +58,7 @@ impl Patterned {
         // SAFETY: the block is live and `size` bytes long.
         let bytes = unsafe { std::slice::from_raw_parts(self.ptr, self.layout.size()) };
         for (i, &b) in bytes.iter().enumerate() {
-            assert_eq!(
-                b,
-                self.byte(i),
-                "block {:p} ({:?}) corrupted at byte {i}",
-                self.ptr,
-                self.layout
-            );
+            assert_eq!(b, self.byte(i), "block {:p} ({:?}) corrupted at byte {i}", self.ptr, self.layout);
         }
     }
 }
@@ -124,9 +118,8 @@ fn frees_on_other_threads() {
     });
     let mut rng = Rng(42);
     for round in 0..400u32 {
-        let batch = (0..250)
-            .map(|i| Patterned::new(1 + rng.below(2048) as usize, 8, (round + i) as u8))
-            .collect();
+        let batch =
+            (0..250).map(|i| Patterned::new(1 + rng.below(2048) as usize, 8, (round + i) as u8)).collect();
         to_freer.send(batch).unwrap();
     }
     drop(to_freer);
@@ -166,9 +159,8 @@ fn a_thousand_threads_come_and_go() {
         let handles: Vec<_> = (0..100)
             .map(|t| {
                 thread::spawn(move || {
-                    let blocks: Vec<Patterned> = (0..50)
-                        .map(|i| Patterned::new(16 + i * 8, 8, (wave + t + i) as u8))
-                        .collect();
+                    let blocks: Vec<Patterned> =
+                        (0..50).map(|i| Patterned::new(16 + i * 8, 8, (wave + t + i) as u8)).collect();
                     // Half survive the thread and are freed by the joiner.
                     blocks.into_iter().skip(25).collect::<Vec<_>>()
                 })
@@ -191,22 +183,14 @@ fn realloc_chains_preserve_contents() {
         // SAFETY: `size` bytes.
         unsafe { ptr.write_bytes(0xA5, size) };
         for _ in 0..12 {
-            let new_size = if rng.below(4) == 0 {
-                1 + size / 2
-            } else {
-                size * 2 + rng.below(5000) as usize
-            };
+            let new_size = if rng.below(4) == 0 { 1 + size / 2 } else { size * 2 + rng.below(5000) as usize };
             // SAFETY: `ptr` is live with `layout`; new_size is non-zero.
-            let new =
-                unsafe { GLOBAL.realloc(ptr, Layout::from_size_align(size, 8).unwrap(), new_size) };
+            let new = unsafe { GLOBAL.realloc(ptr, Layout::from_size_align(size, 8).unwrap(), new_size) };
             assert!(!new.is_null());
             let kept = size.min(new_size);
             // SAFETY: `kept` bytes are valid in the new block.
             let bytes = unsafe { std::slice::from_raw_parts(new, kept) };
-            assert!(
-                bytes.iter().all(|&b| b == 0xA5),
-                "realloc {size} -> {new_size} lost bytes"
-            );
+            assert!(bytes.iter().all(|&b| b == 0xA5), "realloc {size} -> {new_size} lost bytes");
             // SAFETY: fill the rest of the new block.
             unsafe { new.write_bytes(0xA5, new_size) };
             ptr = new;
@@ -226,10 +210,7 @@ fn zeroed_memory_is_zero_even_when_reused() {
             let ptr = unsafe { GLOBAL.alloc_zeroed(layout) };
             // SAFETY: `size` bytes.
             let bytes = unsafe { std::slice::from_raw_parts_mut(ptr, size) };
-            assert!(
-                bytes.iter().all(|&b| b == 0),
-                "alloc_zeroed({size}) not zero"
-            );
+            assert!(bytes.iter().all(|&b| b == 0), "alloc_zeroed({size}) not zero");
             bytes.fill(0xFF);
             // SAFETY: as allocated.
             unsafe { GLOBAL.dealloc(ptr, layout) };
@@ -239,14 +220,7 @@ fn zeroed_memory_is_zero_even_when_reused() {
 
 #[test]
 fn usable_size_covers_the_request() {
-    for (size, align) in [
-        (1, 1),
-        (100, 8),
-        (1000, 64),
-        (32 << 10, 8),
-        (100_000, 4096),
-        (5 << 20, 16),
-    ] {
+    for (size, align) in [(1, 1), (100, 8), (1000, 64), (32 << 10, 8), (100_000, 4096), (5 << 20, 16)] {
         let layout = Layout::from_size_align(size, align).unwrap();
         // SAFETY: non-zero size.
         let ptr = unsafe { GLOBAL.alloc(layout) };
@@ -294,9 +268,8 @@ fn fork_then_allocate_in_the_child() {
         assert!(pid >= 0);
         if pid == 0 {
             let ok = std::panic::catch_unwind(|| {
-                let blocks: Vec<Patterned> = (0..1000)
-                    .map(|i| Patterned::new(1 + i * 13 % 5000, 8, i as u8))
-                    .collect();
+                let blocks: Vec<Patterned> =
+                    (0..1000).map(|i| Patterned::new(1 + i * 13 % 5000, 8, i as u8)).collect();
                 drop(blocks);
             })
             .is_ok();
@@ -306,10 +279,7 @@ fn fork_then_allocate_in_the_child() {
         let mut status = 0;
         // SAFETY: waiting for our own child.
         unsafe { libc::waitpid(pid, &mut status, 0) };
-        assert!(
-            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-            "child failed: {status}"
-        );
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child failed: {status}");
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for b in busy {

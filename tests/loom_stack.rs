@@ -18,10 +18,7 @@ struct Payload {
 }
 
 fn payload(id: u32) -> Payload {
-    Payload {
-        id,
-        holder: UnsafeCell::new(0),
-    }
+    Payload { id, holder: UnsafeCell::new(0) }
 }
 
 /// Marks the node as held by `me`, as an owner would write to a buffer it took.
@@ -69,10 +66,7 @@ fn assert_each_once(stack: &Stack, held: &[u32], ids: u32) {
     for &id in held {
         seen[id as usize] += 1;
     }
-    assert!(
-        seen.iter().all(|&n| n == 1),
-        "every node exactly once, got {seen:?}"
-    );
+    assert!(seen.iter().all(|&n| n == 1), "every node exactly once, got {seen:?}");
 }
 
 /// Two threads pop and push back concurrently; nothing is lost or duplicated, and the
@@ -111,9 +105,7 @@ fn aba_interleaving_is_defeated_by_the_tag() {
         let one = {
             let stack = stack.clone();
             thread::spawn(move || {
-                let node = stack
-                    .pop()
-                    .expect("three nodes, at most two taken by the other thread");
+                let node = stack.pop().expect("three nodes, at most two taken by the other thread");
                 hold(&node, 1);
                 node.into_raw() // keep holding it
             })

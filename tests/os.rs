@@ -28,19 +28,11 @@ fn maps_zeroed_page_rounded_memory() {
 
 #[test]
 fn large_alignments_are_honoured() {
-    let sizes = if cfg!(miri) {
-        &[1 << 14][..]
-    } else {
-        &[1 << 12, 3 << 20, 1 << 22][..]
-    };
+    let sizes = if cfg!(miri) { &[1 << 14][..] } else { &[1 << 12, 3 << 20, 1 << 22][..] };
     for &align in &[1usize << 16, 2 << 20, 4 << 20] {
         for &len in sizes {
             let mapping = Mapping::new(len, &MapOptions::new().align(align)).unwrap();
-            assert_eq!(
-                mapping.as_ptr() as usize % align,
-                0,
-                "align {align} len {len}"
-            );
+            assert_eq!(mapping.as_ptr() as usize % align, 0, "align {align} len {len}");
             assert!(mapping.len() >= len);
             fill(&mapping, 1);
         }
@@ -56,18 +48,9 @@ fn purge_discard_really_zeroes_and_keeps_the_rest() {
     // SAFETY: the mapping holds only plain bytes.
     unsafe { mapping.purge(page / 2, 3 * page, Purge::Discard) }.unwrap();
     let b = bytes(&mapping);
-    assert!(
-        common::is_filled(&b[..page], 0x5A),
-        "first page must be untouched"
-    );
-    assert!(
-        common::is_filled(&b[page..3 * page], 0),
-        "whole pages inside are zero"
-    );
-    assert!(
-        common::is_filled(&b[3 * page..], 0x5A),
-        "last page must be untouched"
-    );
+    assert!(common::is_filled(&b[..page], 0x5A), "first page must be untouched");
+    assert!(common::is_filled(&b[page..3 * page], 0), "whole pages inside are zero");
+    assert!(common::is_filled(&b[3 * page..], 0x5A), "last page must be untouched");
     assert!(os::counters().purged_bytes_total >= 2 * page);
 }
 
@@ -86,12 +69,7 @@ fn lazy_purge_keeps_memory_usable() {
 #[test]
 fn huge_page_fallback_never_fails() {
     let len = 4 << 20;
-    for policy in [
-        HugePages::Best,
-        HugePages::Transparent,
-        HugePages::Forbid,
-        HugePages::KernelDefault,
-    ] {
+    for policy in [HugePages::Best, HugePages::Transparent, HugePages::Forbid, HugePages::KernelDefault] {
         let mapping = Mapping::new(len, &MapOptions::new().huge_pages(policy)).unwrap();
         assert!(mapping.len() >= len);
         assert_eq!(mapping.as_ptr() as usize % mapping.tier().granule(), 0);
@@ -113,40 +91,24 @@ fn huge_page_fallback_never_fails() {
 
 #[test]
 fn thp_tier_is_aligned_to_huge_pages() {
-    let mapping = Mapping::new(
-        4 << 20,
-        &MapOptions::new().huge_pages(HugePages::Transparent),
-    )
-    .unwrap();
+    let mapping = Mapping::new(4 << 20, &MapOptions::new().huge_pages(HugePages::Transparent)).unwrap();
     if mapping.tier() == PageTier::Transparent {
         assert_eq!(mapping.as_ptr() as usize % (2 << 20), 0);
-        assert_eq!(
-            os::tier_status(PageTier::Transparent),
-            TierStatus::Available
-        );
+        assert_eq!(os::tier_status(PageTier::Transparent), TierStatus::Available);
     }
 }
 
 #[test]
 fn absurd_requests_are_errors_not_panics() {
-    assert_eq!(
-        Mapping::new(0, &MapOptions::new()).unwrap_err(),
-        OsError::InvalidSize { requested: 0 }
-    );
-    assert!(matches!(
-        Mapping::new(usize::MAX, &MapOptions::new()),
-        Err(OsError::InvalidSize { .. })
-    ));
+    assert_eq!(Mapping::new(0, &MapOptions::new()).unwrap_err(), OsError::InvalidSize { requested: 0 });
+    assert!(matches!(Mapping::new(usize::MAX, &MapOptions::new()), Err(OsError::InvalidSize { .. })));
     assert_eq!(
         Mapping::new(4096, &MapOptions::new().align(3)).unwrap_err(),
         OsError::InvalidAlignment { align: 3 }
     );
     // More than the address space: the kernel (or the fake's allocator) refuses.
     let err = Mapping::new(1 << 62, &MapOptions::new()).unwrap_err();
-    assert!(
-        matches!(err, OsError::Syscall { call: "mmap", .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, OsError::Syscall { call: "mmap", .. }), "{err:?}");
     assert!(err.to_string().contains("mmap failed"), "{err}");
     let mapping = Mapping::new(4096, &MapOptions::new()).unwrap();
     // SAFETY: out-of-bounds ranges are rejected before anything is touched.
@@ -188,10 +150,7 @@ fn resize_keeps_contents() {
     mapping.resize(2 * page).unwrap();
     assert_eq!(mapping.len(), 2 * page);
     assert!(common::is_filled(&bytes(&mapping)[..page], 0x11));
-    assert!(matches!(
-        mapping.resize(0),
-        Err(OsError::InvalidSize { .. })
-    ));
+    assert!(matches!(mapping.resize(0), Err(OsError::InvalidSize { .. })));
 }
 
 #[test]
@@ -215,10 +174,7 @@ fn numa_binding_and_location() {
         Ok(()) | Err(OsError::Unsupported { .. }) => {}
         Err(other) => panic!("binding to node 0 must work or be unsupported: {other}"),
     }
-    assert_eq!(
-        mapping.bind_to_node(100_000).unwrap_err(),
-        OsError::InvalidNode { node: 100_000 }
-    );
+    assert_eq!(mapping.bind_to_node(100_000).unwrap_err(), OsError::InvalidNode { node: 100_000 });
     fill(&mapping, 1);
 }
 
@@ -257,9 +213,7 @@ fn pinning_reports_where_the_thread_runs() {
         .join()
         .unwrap();
     }
-    let refused = std::thread::spawn(|| os::pin_current_thread_to_core(1 << 20))
-        .join()
-        .unwrap();
+    let refused = std::thread::spawn(|| os::pin_current_thread_to_core(1 << 20)).join().unwrap();
     assert_eq!(refused.unwrap_err(), OsError::PinRefused { core: 1 << 20 });
 }
 

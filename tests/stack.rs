@@ -71,21 +71,13 @@ fn released_nodes_are_reused_and_values_dropped_once() {
         assert_eq!(drops.load(Ordering::Relaxed), 0);
         let b = pool.insert(Counted(drops.clone())).unwrap();
         assert_eq!(b.index(), index, "a released node is reused first");
-        assert_eq!(
-            drops.load(Ordering::Relaxed),
-            1,
-            "the old value is dropped on reuse"
-        );
+        assert_eq!(drops.load(Ordering::Relaxed), 1, "the old value is dropped on reuse");
         assert_eq!(pool.created(), 1);
         let stack = TreiberStack::new(&pool);
         stack.push(b);
         stack.push(pool.insert(Counted(drops.clone())).unwrap());
     }
-    assert_eq!(
-        drops.load(Ordering::Relaxed),
-        3,
-        "the pool drops every value it holds"
-    );
+    assert_eq!(drops.load(Ordering::Relaxed), 3, "the pool drops every value it holds");
 }
 
 #[test]
@@ -157,18 +149,10 @@ fn concurrent_push_pop_never_loses_or_duplicates_a_node() {
             thread::spawn(move || {
                 let me = t as u64 + 1;
                 for round in 0..rounds {
-                    let (from, to) = if (round + t) % 2 == 0 {
-                        (&left, &right)
-                    } else {
-                        (&right, &left)
-                    };
+                    let (from, to) = if (round + t) % 2 == 0 { (&left, &right) } else { (&right, &left) };
                     if let Some(node) = from.pop() {
                         let previous = node.1.swap(me, Ordering::Relaxed);
-                        assert_eq!(
-                            previous, 0,
-                            "node {} was held by thread {previous} too",
-                            node.0
-                        );
+                        assert_eq!(previous, 0, "node {} was held by thread {previous} too", node.0);
                         thread::yield_now();
                         assert_eq!(node.1.swap(0, Ordering::Relaxed), me);
                         to.push(node);
@@ -191,10 +175,7 @@ fn concurrent_push_pop_never_loses_or_duplicates_a_node() {
     for node in left.pop_all().chain(right.pop_all()) {
         seen[node.0 as usize] += 1;
     }
-    assert!(
-        seen.iter().all(|&count| count == 1),
-        "every node exactly once: {seen:?}"
-    );
+    assert!(seen.iter().all(|&count| count == 1), "every node exactly once: {seen:?}");
     assert_eq!(pool.created(), nodes);
     // Contention happened on at least one stack in a real run; the counter only counts.
     let _ = left.cas_retries() + right.cas_retries();

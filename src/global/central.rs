@@ -19,10 +19,7 @@ pub(crate) struct Chain {
 }
 
 impl Chain {
-    pub const EMPTY: Chain = Chain {
-        head: ptr::null_mut(),
-        count: 0,
-    };
+    pub const EMPTY: Chain = Chain { head: ptr::null_mut(), count: 0 };
 
     pub fn is_empty(&self) -> bool {
         self.head.is_null()
@@ -65,11 +62,8 @@ pub(crate) struct Central {
 // SAFETY: the spans the list points to are guarded by the lock this value lives in.
 unsafe impl Send for Central {}
 
-pub(crate) static CENTRAL: [SpinLock<Central>; CLASSES] = [const {
-    SpinLock::new(Central {
-        partial: ptr::null_mut(),
-    })
-}; CLASSES];
+pub(crate) static CENTRAL: [SpinLock<Central>; CLASSES] =
+    [const { SpinLock::new(Central { partial: ptr::null_mut() }) }; CLASSES];
 
 impl Central {
     /// # Safety
@@ -150,22 +144,22 @@ pub(crate) fn refill(class: usize, node: usize, want: u32, options: SegmentOptio
 }
 
 /// Returns a chain of `class` blocks to their spans; spans left with no block outstanding
-/// give their pages back to their segments (dirty, purged later).
+/// give their pages back to their segments (dirty, purged later). Returns whether any span
+/// was freed.
 ///
 /// # Safety
 /// Every block on the chain is a free block of `class` from this allocator, owned by the
 /// caller.
-pub(crate) unsafe fn give_back(class: usize, mut chain: Chain, now_ms: u64) {
+#[must_use = "freed spans must be reported to the purger"]
+pub(crate) unsafe fn give_back(class: usize, mut chain: Chain, now_ms: u64) -> bool {
+    let mut freed = false;
     let mut central = CENTRAL[class].lock();
     // SAFETY: per the contract; spans are found from block addresses and guarded by the lock.
     unsafe {
         while let Some(block) = chain.pop() {
             let span = super::segment::SegmentHeader::span_of(block.cast());
             let s = &mut *span;
-            debug_assert_eq!(
-                s.class as usize, class,
-                "block given back to the wrong class"
-            );
+            debug_assert_eq!(s.class as usize, class, "block given back to the wrong class");
             (*block).next = s.free;
             s.free = block;
             s.free_count += 1;
@@ -175,9 +169,11 @@ pub(crate) unsafe fn give_back(class: usize, mut chain: Chain, now_ms: u64) {
                     central.unlink(span);
                 }
                 SEGMENTS.lock().free_span(span, now_ms);
+                freed = true;
             } else if !s.listed {
                 central.link(span);
             }
         }
     }
+    freed
 }

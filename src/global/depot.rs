@@ -38,12 +38,8 @@ struct Depot {
 }
 
 static DEPOTS: [[Depot; CLASSES]; DEPOT_NODES] = [const {
-    [const {
-        Depot {
-            stack: TreiberStack::new(&MAGAZINES),
-            magazines: CachePadded::new(AtomicU32::new(0)),
-        }
-    }; CLASSES]
+    [const { Depot { stack: TreiberStack::new(&MAGAZINES), magazines: CachePadded::new(AtomicU32::new(0)) } };
+        CLASSES]
 }; DEPOT_NODES];
 
 fn depot(node: usize, class: usize) -> &'static Depot {
@@ -57,12 +53,7 @@ fn capacity(class: usize, magazine_blocks: u32) -> u32 {
 
 /// Puts a magazine in node `node`'s depot for `class`; gives the chain back if the depot is
 /// full (or no magazine node can be had).
-pub(crate) fn push(
-    node: usize,
-    class: usize,
-    chain: Chain,
-    magazine_blocks: u32,
-) -> Result<(), Chain> {
+pub(crate) fn push(node: usize, class: usize, chain: Chain, magazine_blocks: u32) -> Result<(), Chain> {
     let depot = depot(node, class);
     // Relaxed: a bound, not a synchronisation; the stack's own Release/Acquire publishes
     // the blocks.
@@ -101,14 +92,10 @@ pub(crate) fn drain(class: usize, mut each: impl FnMut(Chain)) {
 
 /// Failed compare-and-swaps on the depots of `class`, all nodes together.
 pub(crate) fn cas_retries(class: usize) -> u64 {
-    (0..DEPOT_NODES)
-        .map(|node| depot(node, class).stack.cas_retries())
-        .sum()
+    (0..DEPOT_NODES).map(|node| depot(node, class).stack.cas_retries()).sum()
 }
 
 /// Bytes of blocks parked in the depots of `class`.
 pub(crate) fn parked_magazines(class: usize) -> u32 {
-    (0..DEPOT_NODES)
-        .map(|node| depot(node, class).magazines.load(Ordering::Relaxed))
-        .sum()
+    (0..DEPOT_NODES).map(|node| depot(node, class).magazines.load(Ordering::Relaxed)).sum()
 }

@@ -24,9 +24,8 @@ pub const DEFAULT_PURGE_DELAY_MS: u64 = 250;
 /// The configured delay. Relaxed: a setting.
 pub(crate) static DELAY_MS: AtomicU64 = AtomicU64::new(DEFAULT_PURGE_DELAY_MS);
 
-/// Bumped whenever pages are freed: the purger's futex word. Release on bump pairs with
-/// the purger's Acquire load, so a wake-up is never lost between its check and its sleep
-/// (the futex compares the value it saw).
+/// Bumped whenever pages are freed: the purger's futex word (the futex compares the value
+/// the purger saw, so a bump between its check and its sleep cancels the sleep).
 static WORK: AtomicU32 = AtomicU32::new(0);
 
 const NONE: u8 = 0;
@@ -35,27 +34,38 @@ const STARTING: u8 = 2;
 const RUNNING: u8 = 3;
 const UNAVAILABLE: u8 = 4;
 
+/// Whether the purger sleeps with nothing to do (no timeout): only then does freeing
+/// memory have to wake it; a purger in a timed sleep comes back by itself. SeqCst with
+/// WORK, so a freer either sees the purger idle (and wakes it) or the purger sees the
+/// freer's bump of WORK (and its futex wait returns at once): no wake-up is lost.
+static IDLE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 /// The purger thread's state. Acquire/Release between `start_if_wanted` (which claims the
-/// start with a CAS) and `spans_freed` (which reads it to decide whether to wake).
+/// start with a CAS) and `memory_freed` (which reads it to decide whether to wake).
 static PURGER: AtomicU8 = AtomicU8::new(NONE);
 
-/// Called after spans were freed.
-pub(crate) fn spans_freed() {
+/// Called after spans were freed or a large mapping went to the cache.
+pub(crate) fn memory_freed() {
     let delay = DELAY_MS.load(Ordering::Relaxed);
     if delay == 0 {
         SEGMENTS.lock().purge_due(u64::MAX);
+        super::large::purge_due(u64::MAX);
         return;
     }
-    WORK.fetch_add(1, Ordering::Release);
+    WORK.fetch_add(1, Ordering::SeqCst);
     match PURGER.load(Ordering::Acquire) {
-        RUNNING => os::futex_wake(&WORK, 1, false),
+        RUNNING => {
+            if IDLE.swap(false, Ordering::SeqCst) {
+                os::futex_wake(&WORK, 1, false);
+            }
+        }
         NONE => {
             let _ = PURGER.compare_exchange(NONE, WANTED, Ordering::AcqRel, Ordering::Relaxed);
         }
         UNAVAILABLE => {
-            SEGMENTS
-                .lock()
-                .purge_due(os::monotonic_ms().saturating_sub(delay));
+            let deadline = os::monotonic_ms().saturating_sub(delay);
+            SEGMENTS.lock().purge_due(deadline);
+            super::large::purge_due(deadline);
         }
         _ => {}
     }
@@ -72,32 +82,28 @@ pub(crate) fn start_if_wanted() {
 
 #[cold]
 fn start() {
-    if PURGER
-        .compare_exchange(WANTED, STARTING, Ordering::AcqRel, Ordering::Relaxed)
-        .is_err()
-    {
+    if PURGER.compare_exchange(WANTED, STARTING, Ordering::AcqRel, Ordering::Relaxed).is_err() {
         return;
     }
-    let spawned = std::thread::Builder::new()
-        .name("pinalloc-purge".into())
-        .spawn(run);
-    let state = if spawned.is_ok() {
-        RUNNING
-    } else {
-        UNAVAILABLE
-    };
+    let spawned = std::thread::Builder::new().name("pinalloc-purge".into()).spawn(run);
+    let state = if spawned.is_ok() { RUNNING } else { UNAVAILABLE };
     PURGER.store(state, Ordering::Release);
 }
 
 /// The purger thread: purges what is due, then sleeps until more is due or more is freed.
 fn run() {
     loop {
-        let seen = WORK.load(Ordering::Acquire);
+        IDLE.store(true, Ordering::SeqCst);
+        let seen = WORK.load(Ordering::SeqCst);
         let delay = DELAY_MS.load(Ordering::Relaxed).max(1);
-        let dirty = SEGMENTS
-            .lock()
-            .purge_due(os::monotonic_ms().saturating_sub(delay));
-        let timeout = dirty.then_some(delay.div_ceil(4));
+        let deadline = os::monotonic_ms().saturating_sub(delay);
+        let dirty = SEGMENTS.lock().purge_due(deadline);
+        let cached = super::large::purge_due(deadline);
+        let timeout = (dirty || cached).then_some(delay.div_ceil(4));
+        if timeout.is_some() {
+            // Coming back by itself: freers need not wake it.
+            IDLE.store(false, Ordering::SeqCst);
+        }
         os::futex_wait(&WORK, seen, timeout, false);
     }
 }
@@ -114,9 +120,11 @@ pub(crate) fn purge_now() {
     super::thread_cache::flush_current_thread();
     for class in 0..CLASSES {
         depot::drain(class, |chain| {
-            // SAFETY: drained magazines are chains of free blocks of `class`, now ours.
-            unsafe { central::give_back(class, chain, now) };
+            // SAFETY: drained magazines are chains of free blocks of `class`, now ours. The
+            // spans it frees are purged below.
+            let _ = unsafe { central::give_back(class, chain, now) };
         });
     }
     SEGMENTS.lock().purge_due(u64::MAX);
+    super::large::purge_due(u64::MAX);
 }

@@ -182,10 +182,7 @@ pub(crate) fn span_pages(class: usize) -> usize {
     (block_size(class) * 8).div_ceil(PAGE).max(1)
 }
 
-const _: () = assert!(
-    span_pages_max() < PAGES,
-    "the largest span must fit in a segment"
-);
+const _: () = assert!(span_pages_max() < PAGES, "the largest span must fit in a segment");
 const fn span_pages_max() -> usize {
     (super::size_class::MAX_SMALL * 8).div_ceil(PAGE)
 }
@@ -241,9 +238,7 @@ impl Segments {
     }
 
     fn map_segment(&mut self, node: usize, options: SegmentOptions) -> Option<*mut SegmentHeader> {
-        let map = MapOptions::new()
-            .align(SEGMENT)
-            .huge_pages(options.huge_pages);
+        let map = MapOptions::new().align(SEGMENT).huge_pages(options.huge_pages);
         let mapping = Mapping::new(SEGMENT, &map).ok()?;
         if crate::os::numa::node_count() > 1 {
             // Best effort: an unbound segment still works, just without locality.
@@ -330,10 +325,7 @@ impl Segments {
                     let run = page - run_start;
                     let mapping = Mapping::from_raw(header.mapping);
                     // SAFETY: free pages hold no live block. A refusal leaves them resident.
-                    if mapping
-                        .purge(run_start * PAGE, run * PAGE, Purge::Discard)
-                        .is_ok()
-                    {
+                    if mapping.purge(run_start * PAGE, run * PAGE, Purge::Discard).is_ok() {
                         self.resident_pages -= run;
                         self.purged_pages += run;
                     }

@@ -122,10 +122,7 @@ mod tests {
         for size in 0..=MAX_SMALL {
             let class = class_of(size, 8).unwrap();
             assert!(block_size(class) >= size.max(1), "size {size}");
-            assert!(
-                class == 0 || block_size(class - 1) < size,
-                "size {size} could use a smaller class"
-            );
+            assert!(class == 0 || block_size(class - 1) < size, "size {size} could use a smaller class");
         }
         assert_eq!(class_of(MAX_SMALL + 1, 8), None);
     }

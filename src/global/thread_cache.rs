@@ -49,11 +49,7 @@ pub(crate) struct ThreadCache {
 
 impl ThreadCache {
     const FRESH: ThreadCache = ThreadCache {
-        bins: [Bin {
-            head: ptr::null_mut(),
-            count: 0,
-            limit: 0,
-        }; CLASSES],
+        bins: [Bin { head: ptr::null_mut(), count: 0, limit: 0 }; CLASSES],
         spares: [Chain::EMPTY; CLASSES],
         node: usize::MAX,
         state: State::Fresh,
@@ -117,11 +113,7 @@ unsafe fn set_up(cache: *mut ThreadCache) {
 /// # Safety
 /// `cache` is this thread's cache (from [`current`]), not borrowed elsewhere.
 #[cold]
-pub(crate) unsafe fn alloc_slow(
-    cache: *mut ThreadCache,
-    class: usize,
-    cx: &SlowPathContext,
-) -> *mut u8 {
+pub(crate) unsafe fn alloc_slow(cache: *mut ThreadCache, class: usize, cx: &SlowPathContext) -> *mut u8 {
     // SAFETY: per the contract.
     unsafe {
         match (*cache).state {
@@ -171,10 +163,7 @@ pub(crate) unsafe fn dealloc_slow(
         let cache = &mut *cache;
         let bin = &mut cache.bins[class];
         if bin.count >= bin.limit {
-            let full = Chain {
-                head: bin.head,
-                count: bin.count,
-            };
+            let full = Chain { head: bin.head, count: bin.count };
             let old_spare = core::mem::replace(&mut cache.spares[class], full);
             if !old_spare.is_empty() {
                 flush(cache.node, class, old_spare, cx);
@@ -196,15 +185,15 @@ pub(crate) unsafe fn dealloc_slow(
 unsafe fn flush(node: usize, class: usize, chain: Chain, cx: &SlowPathContext) {
     if let Err(chain) = depot::push(node, class, chain, magazine_blocks(class)) {
         // SAFETY: per the contract.
-        unsafe { central::give_back(class, chain, (cx.now_ms)()) };
-        super::purge::spans_freed();
+        if unsafe { central::give_back(class, chain, (cx.now_ms)()) } {
+            super::purge::memory_freed();
+        }
     }
 }
 
 /// One block, for a thread whose cache is gone.
 fn alloc_uncached(class: usize, node: usize, cx: &SlowPathContext) -> *mut u8 {
-    let mut chain =
-        depot::pop(node, class).unwrap_or_else(|| central::refill(class, node, 1, cx.segments));
+    let mut chain = depot::pop(node, class).unwrap_or_else(|| central::refill(class, node, 1, cx.segments));
     // SAFETY: the chain is a well-formed chain of free blocks we own.
     let block = unsafe { chain.pop() }.unwrap_or(ptr::null_mut());
     if !chain.is_empty() {
@@ -221,9 +210,10 @@ unsafe fn dealloc_uncached(class: usize, block: *mut u8, cx: &SlowPathContext) {
     // SAFETY: per the contract.
     unsafe {
         chain.push(block.cast());
-        central::give_back(class, chain, (cx.now_ms)());
+        if central::give_back(class, chain, (cx.now_ms)()) {
+            super::purge::memory_freed();
+        }
     }
-    super::purge::spans_freed();
 }
 
 /// Sets the NUMA node whose depots this thread's cache uses.
@@ -288,8 +278,6 @@ pub(crate) fn cached_bytes() -> usize {
     // SAFETY: this thread's cache, read without other borrows live.
     let cache = unsafe { &*current() };
     (0..CLASSES)
-        .map(|class| {
-            (cache.bins[class].count + cache.spares[class].count) as usize * block_size(class)
-        })
+        .map(|class| (cache.bins[class].count + cache.spares[class].count) as usize * block_size(class))
         .sum()
 }

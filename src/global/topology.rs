@@ -33,9 +33,7 @@ fn simulated_node(cpu: usize) -> Option<usize> {
 
 /// The node whose depots a thread running on `cpu` should use.
 pub(crate) fn node_of_cpu(cpu: usize) -> usize {
-    simulated_node(cpu)
-        .or_else(|| os::numa::node_of_cpu(cpu))
-        .unwrap_or(0)
+    simulated_node(cpu).or_else(|| os::numa::node_of_cpu(cpu)).unwrap_or(0)
 }
 
 /// The node of the CPU the calling thread runs on now.
@@ -55,8 +53,5 @@ pub fn pin_current_thread(core: usize) -> Result<CpuLocation, OsError> {
     let location = os::pin_current_thread_to_core(core)?;
     let node = node_of_cpu(core);
     super::thread_cache::set_node(node);
-    Ok(CpuLocation {
-        cpu: location.cpu,
-        node,
-    })
+    Ok(CpuLocation { cpu: location.cpu, node })
 }

@@ -5,11 +5,7 @@ use std::vec::Vec;
 
 /// The cores this process may run on, as kernel CPU numbers. Empty if they cannot be read.
 pub fn available_cores() -> Vec<usize> {
-    core_affinity::get_core_ids()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|core| core.id)
-        .collect()
+    core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|core| core.id).collect()
 }
 
 /// Pins the calling thread to `core` and returns where it now runs (the core and its node).

@@ -81,28 +81,18 @@ impl fmt::Display for OsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             OsError::InvalidSize { requested } => {
-                write!(
-                    f,
-                    "invalid mapping size {requested} (zero, or too large once rounded to pages)"
-                )
+                write!(f, "invalid mapping size {requested} (zero, or too large once rounded to pages)")
             }
             OsError::InvalidAlignment { align } => {
                 write!(f, "invalid alignment {align} (must be a power of two)")
             }
-            OsError::OutOfBounds {
-                offset,
-                len,
-                mapping_len,
-            } => write!(
+            OsError::OutOfBounds { offset, len, mapping_len } => write!(
                 f,
                 "range {offset}..{offset}+{len} does not lie inside a mapping of {mapping_len} bytes"
             ),
             OsError::InvalidNode { node } => write!(f, "NUMA node {node} does not exist here"),
             OsError::PinRefused { core } => {
-                write!(
-                    f,
-                    "cannot pin this thread to core {core} (not allowed or not present)"
-                )
+                write!(f, "cannot pin this thread to core {core} (not allowed or not present)")
             }
             OsError::Syscall { call, errno } => match errno_name(errno) {
                 Some(name) => write!(f, "{call} failed: {name}"),
@@ -120,9 +110,7 @@ impl From<OsError> for std::io::Error {
     fn from(error: OsError) -> Self {
         match error {
             OsError::Syscall { errno, .. } => std::io::Error::from_raw_os_error(errno),
-            OsError::Unsupported { .. } => {
-                std::io::Error::new(std::io::ErrorKind::Unsupported, error)
-            }
+            OsError::Unsupported { .. } => std::io::Error::new(std::io::ErrorKind::Unsupported, error),
             _ => std::io::Error::new(std::io::ErrorKind::InvalidInput, error),
         }
     }

@@ -25,12 +25,7 @@ impl Default for MapOptions {
 impl MapOptions {
     /// Page-aligned, the kernel's THP default, not prefaulted, no NUMA binding.
     pub const fn new() -> Self {
-        MapOptions {
-            align: 1,
-            huge_pages: HugePages::KernelDefault,
-            populate: false,
-            node: None,
-        }
+        MapOptions { align: 1, huge_pages: HugePages::KernelDefault, populate: false, node: None }
     }
 
     /// Aligns the start of the mapping to `align` (a power of two; page alignment is always
@@ -118,18 +113,13 @@ impl Mapping {
 
     fn create(len: usize, options: &MapOptions, reserve_only: bool) -> Result<Mapping, OsError> {
         if !options.align.is_power_of_two() {
-            return Err(OsError::InvalidAlignment {
-                align: options.align,
-            });
+            return Err(OsError::InvalidAlignment { align: options.align });
         }
         if len == 0 || len > isize::MAX as usize {
             return Err(OsError::InvalidSize { requested: len });
         }
         if options.huge_pages == HugePages::Best && !reserve_only {
-            for (tier, flag) in [
-                (PageTier::Huge1G, HugeTlb::Size1G),
-                (PageTier::Huge2M, HugeTlb::Size2M),
-            ] {
+            for (tier, flag) in [(PageTier::Huge1G, HugeTlb::Size1G), (PageTier::Huge2M, HugeTlb::Size2M)] {
                 if let Some(mapping) = Self::try_huge_tlb(len, options, tier, flag) {
                     return Ok(mapping);
                 }
@@ -140,31 +130,13 @@ impl Mapping {
             && len >= HUGE_2M
             && pages::tier_usable(PageTier::Transparent, len);
         // A THP-backed mapping is 2 MiB aligned so every whole 2 MiB of it can be a huge page.
-        let align = if want_thp {
-            options.align.max(HUGE_2M)
-        } else {
-            options.align.max(base)
-        };
+        let align = if want_thp { options.align.max(HUGE_2M) } else { options.align.max(base) };
         let len = round_up(len, base).ok_or(OsError::InvalidSize { requested: len })?;
-        let request = Request {
-            len,
-            align,
-            granule: base,
-            huge_tlb: None,
-            reserve_only,
-            populate: options.populate,
-        };
-        let ptr = backend::map(&request).map_err(|errno| OsError::Syscall {
-            call: "mmap",
-            errno,
-        })?;
+        let request =
+            Request { len, align, granule: base, huge_tlb: None, reserve_only, populate: options.populate };
+        let ptr = backend::map(&request).map_err(|errno| OsError::Syscall { call: "mmap", errno })?;
         accounting::mapped(len);
-        let mut mapping = Mapping {
-            ptr,
-            len,
-            align,
-            tier: PageTier::Base,
-        };
+        let mut mapping = Mapping { ptr, len, align, tier: PageTier::Base };
         match options.huge_pages {
             HugePages::KernelDefault => {}
             HugePages::Forbid => {
@@ -185,12 +157,7 @@ impl Mapping {
     }
 
     /// One attempt at a hugetlbfs tier; `None` (remembering a failure) if it is not there.
-    fn try_huge_tlb(
-        len: usize,
-        options: &MapOptions,
-        tier: PageTier,
-        flag: HugeTlb,
-    ) -> Option<Mapping> {
+    fn try_huge_tlb(len: usize, options: &MapOptions, tier: PageTier, flag: HugeTlb) -> Option<Mapping> {
         let granule = tier.granule();
         let rounded = round_up(len, granule)?;
         if len < granule || rounded - len > len / 8 || !pages::tier_usable(tier, rounded) {
@@ -208,12 +175,7 @@ impl Mapping {
         match backend::map(&request) {
             Ok(ptr) => {
                 accounting::mapped(rounded);
-                Some(Mapping {
-                    ptr,
-                    len: rounded,
-                    align,
-                    tier,
-                })
+                Some(Mapping { ptr, len: rounded, align, tier })
             }
             Err(_) => {
                 pages::tier_failed(tier, rounded);
@@ -261,11 +223,7 @@ impl Mapping {
         len: usize,
         outward: bool,
     ) -> Result<Option<(NonNull<u8>, usize)>, OsError> {
-        let out_of_bounds = OsError::OutOfBounds {
-            offset,
-            len,
-            mapping_len: self.len,
-        };
+        let out_of_bounds = OsError::OutOfBounds { offset, len, mapping_len: self.len };
         let end = offset.checked_add(len).ok_or(out_of_bounds)?;
         if end > self.len {
             return Err(out_of_bounds);
@@ -273,15 +231,9 @@ impl Mapping {
         let granule = self.tier.granule();
         let (start, end) = if outward {
             // `self.len` is a multiple of the granule, so rounding `end` up stays in bounds.
-            (
-                round_down(offset, granule),
-                round_up(end, granule).ok_or(out_of_bounds)?,
-            )
+            (round_down(offset, granule), round_up(end, granule).ok_or(out_of_bounds)?)
         } else {
-            (
-                round_up(offset, granule).ok_or(out_of_bounds)?,
-                round_down(end, granule),
-            )
+            (round_up(offset, granule).ok_or(out_of_bounds)?, round_down(end, granule))
         };
         if start >= end {
             return Ok(None);
@@ -299,10 +251,8 @@ impl Mapping {
         };
         // SAFETY: the range is inside this mapping and granule-aligned; committing does not
         // change the contents of memory already accessible.
-        unsafe { backend::protect(ptr, len, true) }.map_err(|errno| OsError::Syscall {
-            call: "mprotect",
-            errno,
-        })
+        unsafe { backend::protect(ptr, len, true) }
+            .map_err(|errno| OsError::Syscall { call: "mprotect", errno })
     }
 
     /// Releases the whole granules inside `offset..offset + len` and takes access to them
@@ -315,10 +265,8 @@ impl Mapping {
             return Ok(());
         };
         // SAFETY: inside this mapping and granule-aligned; unused per the contract.
-        unsafe { backend::protect(ptr, len, false) }.map_err(|errno| OsError::Syscall {
-            call: "mprotect",
-            errno,
-        })?;
+        unsafe { backend::protect(ptr, len, false) }
+            .map_err(|errno| OsError::Syscall { call: "mprotect", errno })?;
         accounting::purged(len);
         Ok(())
     }
@@ -335,10 +283,8 @@ impl Mapping {
             return Ok(());
         };
         // SAFETY: inside this mapping and granule-aligned; disposable per the contract.
-        unsafe { backend::purge(ptr, len, how) }.map_err(|errno| OsError::Syscall {
-            call: "madvise",
-            errno,
-        })?;
+        unsafe { backend::purge(ptr, len, how) }
+            .map_err(|errno| OsError::Syscall { call: "madvise", errno })?;
         accounting::purged(len);
         Ok(())
     }
@@ -350,14 +296,9 @@ impl Mapping {
         }
         // SAFETY: the whole mapping, page-aligned; binding changes placement, not contents.
         unsafe { backend::bind(self.ptr, self.len, node) }.map_err(|errno| match errno {
-            libc::ENOSYS => OsError::Unsupported {
-                what: "mbind (kernel built without NUMA)",
-            },
+            libc::ENOSYS => OsError::Unsupported { what: "mbind (kernel built without NUMA)" },
             libc::EINVAL => OsError::InvalidNode { node },
-            errno => OsError::Syscall {
-                call: "mbind",
-                errno,
-            },
+            errno => OsError::Syscall { call: "mbind", errno },
         })
     }
 
@@ -381,12 +322,8 @@ impl Mapping {
             Ok(ptr) => ptr,
             Err(_) => {
                 // SAFETY: as above.
-                unsafe { backend::remap(self.ptr, self.len, new_len, self.align, true) }.map_err(
-                    |errno| OsError::Syscall {
-                        call: "mremap",
-                        errno,
-                    },
-                )?
+                unsafe { backend::remap(self.ptr, self.len, new_len, self.align, true) }
+                    .map_err(|errno| OsError::Syscall { call: "mremap", errno })?
             }
         };
         accounting::resized(self.len, new_len);
@@ -397,12 +334,7 @@ impl Mapping {
 
     /// Takes the mapping apart without unmapping it.
     pub fn into_raw(self) -> RawMapping {
-        let raw = RawMapping {
-            ptr: self.ptr,
-            len: self.len,
-            align: self.align,
-            tier: self.tier,
-        };
+        let raw = RawMapping { ptr: self.ptr, len: self.len, align: self.align, tier: self.tier };
         core::mem::forget(self);
         raw
     }
@@ -412,12 +344,7 @@ impl Mapping {
     /// # Safety
     /// `raw` came from [`Mapping::into_raw`] and no other `Mapping` owns it.
     pub unsafe fn from_raw(raw: RawMapping) -> Mapping {
-        Mapping {
-            ptr: raw.ptr,
-            len: raw.len,
-            align: raw.align,
-            tier: raw.tier,
-        }
+        Mapping { ptr: raw.ptr, len: raw.len, align: raw.align, tier: raw.tier }
     }
 }
 

@@ -18,14 +18,8 @@ pub struct CpuLocation {
 /// The CPU the calling thread is running on right now, and its node (`getcpu`). Unless the
 /// thread is pinned, the answer may be stale by the time it is read.
 pub fn current_cpu() -> Result<CpuLocation, OsError> {
-    let (cpu, node) = backend::getcpu().map_err(|errno| OsError::Syscall {
-        call: "getcpu",
-        errno,
-    })?;
-    Ok(CpuLocation {
-        cpu: cpu as usize,
-        node: node as usize,
-    })
+    let (cpu, node) = backend::getcpu().map_err(|errno| OsError::Syscall { call: "getcpu", errno })?;
+    Ok(CpuLocation { cpu: cpu as usize, node: node as usize })
 }
 
 /// Gives the CPU to another thread (`sched_yield`); under loom, to another modelled thread.
@@ -79,10 +73,7 @@ struct PathBuf {
 
 impl PathBuf {
     fn new() -> Self {
-        PathBuf {
-            bytes: [0; 64],
-            len: 0,
-        }
+        PathBuf { bytes: [0; 64], len: 0 }
     }
 
     fn push(&mut self, part: &[u8]) {

@@ -141,10 +141,7 @@ pub(crate) fn tier_usable(tier: PageTier, len: usize) -> bool {
         UNAVAILABLE => false,
         _ => {
             let usable = probe(tier);
-            TIER_STATUS[slot].store(
-                if usable { AVAILABLE } else { UNAVAILABLE },
-                Ordering::Relaxed,
-            );
+            TIER_STATUS[slot].store(if usable { AVAILABLE } else { UNAVAILABLE }, Ordering::Relaxed);
             usable
         }
     }
@@ -172,22 +169,16 @@ pub fn reprobe_huge_pages() {
 
 fn probe(tier: PageTier) -> bool {
     let free_pages = |path: &core::ffi::CStr| {
-        sysfs::with_file(path, sysfs::parse_u64)
-            .flatten()
-            .is_some_and(|free| free > 0)
+        sysfs::with_file(path, sysfs::parse_u64).flatten().is_some_and(|free| free > 0)
     };
     match tier {
         PageTier::Base => true,
-        PageTier::Huge1G => {
-            free_pages(c"/sys/kernel/mm/hugepages/hugepages-1048576kB/free_hugepages")
-        }
+        PageTier::Huge1G => free_pages(c"/sys/kernel/mm/hugepages/hugepages-1048576kB/free_hugepages"),
         PageTier::Huge2M => free_pages(c"/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages"),
-        PageTier::Transparent => {
-            sysfs::with_file(c"/sys/kernel/mm/transparent_hugepage/enabled", |text| {
-                sysfs::selected_choice(text).is_some_and(|mode| mode != b"never")
-            })
-            .unwrap_or(false)
-        }
+        PageTier::Transparent => sysfs::with_file(c"/sys/kernel/mm/transparent_hugepage/enabled", |text| {
+            sysfs::selected_choice(text).is_some_and(|mode| mode != b"never")
+        })
+        .unwrap_or(false),
     }
 }
 

@@ -36,16 +36,15 @@ pub fn parse_u64(text: &[u8]) -> Option<u64> {
 /// A malformed entry (not a number, or a range whose end is below its start) ends the
 /// iteration.
 pub fn list_ranges(text: &[u8]) -> impl Iterator<Item = (u64, u64)> + '_ {
-    text.trim_ascii()
-        .split(|&b| b == b',')
-        .filter(|part| !part.is_empty())
-        .map_while(|part| match part.iter().position(|&b| b == b'-') {
+    text.trim_ascii().split(|&b| b == b',').filter(|part| !part.is_empty()).map_while(|part| {
+        match part.iter().position(|&b| b == b'-') {
             Some(dash) => {
                 let (lo, hi) = (parse_u64(&part[..dash])?, parse_u64(&part[dash + 1..])?);
                 (lo <= hi).then_some((lo, hi))
             }
             None => parse_u64(part).map(|n| (n, n)),
-        })
+        }
+    })
 }
 
 /// Whether `n` is in a kernel list such as `0-3,8`.
@@ -84,10 +83,7 @@ mod tests {
         // Found by the fuzzer: a reversed range is malformed, not a range ending at 6.
         assert_eq!(list_max(b"32-6"), None);
         assert_eq!(list_max(b"1,32-6,40"), Some(1));
-        assert_eq!(
-            selected_choice(b"always [madvise] never"),
-            Some(&b"madvise"[..])
-        );
+        assert_eq!(selected_choice(b"always [madvise] never"), Some(&b"madvise"[..]));
         assert_eq!(selected_choice(b"always madvise"), None);
     }
 }

@@ -179,10 +179,7 @@ impl<T> NodePool<T> {
         unsafe {
             ptr::write(
                 self.node_ptr(index),
-                Node {
-                    next: AtomicU32::new(NIL),
-                    value: UnsafeCell::new(value),
-                },
+                Node { next: AtomicU32::new(NIL), value: UnsafeCell::new(value) },
             )
         };
         Ok(Owned { pool: self, index })
@@ -225,21 +222,12 @@ impl<T> NodePool<T> {
             Err(_) if !self.slabs[k].load(Ordering::Acquire).is_null() => return Ok(()),
             Err(error) => return Err(NodePoolError::Os(error)),
         };
-        debug_assert_eq!(
-            mapping.len(),
-            slab_mapping_len::<T>(k),
-            "Drop recomputes this length"
-        );
+        debug_assert_eq!(mapping.len(), slab_mapping_len::<T>(k), "Drop recomputes this length");
         debug_assert_eq!(mapping.tier(), PageTier::Base, "Drop assumes base pages");
         let fresh = mapping.as_ptr().cast::<Node<T>>();
         // Release publishes the mapping to every thread that loads the slab pointer with
         // Acquire (node_ptr, install_slab); Acquire on failure pairs with the winner's Release.
-        match self.slabs[k].compare_exchange(
-            ptr::null_mut(),
-            fresh,
-            Ordering::Release,
-            Ordering::Acquire,
-        ) {
+        match self.slabs[k].compare_exchange(ptr::null_mut(), fresh, Ordering::Release, Ordering::Acquire) {
             Ok(_) => {
                 mapping.into_raw();
             }
@@ -259,10 +247,7 @@ impl<T> NodePool<T> {
         let (slab, offset) = locate(index);
         // Acquire pairs with install_slab's Release: the slab's mapping is visible.
         let base = self.slabs[slab].load(Ordering::Acquire);
-        debug_assert!(
-            !base.is_null(),
-            "node {index} used before its slab was installed"
-        );
+        debug_assert!(!base.is_null(), "node {index} used before its slab was installed");
         // SAFETY: slab `slab` holds `4096 << slab` nodes and `offset` is below that (locate).
         unsafe { base.add(offset) }
     }
@@ -326,9 +311,7 @@ fn slab_bytes<T>(k: usize) -> Option<usize> {
 /// The length of slab `k`'s mapping, as `Mapping::new` rounds it (only asked of installed
 /// slabs, whose size did fit).
 fn slab_mapping_len<T>(k: usize) -> usize {
-    slab_bytes::<T>(k)
-        .unwrap_or(usize::MAX)
-        .next_multiple_of(page_size())
+    slab_bytes::<T>(k).unwrap_or(usize::MAX).next_multiple_of(page_size())
 }
 
 fn slab_options<T>() -> MapOptions {
@@ -448,19 +431,13 @@ impl<T> Drop for Owned<'_, T> {
 
 impl<T: fmt::Debug> fmt::Debug for Owned<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Owned")
-            .field("index", &self.index)
-            .field("value", &**self)
-            .finish()
+        f.debug_struct("Owned").field("index", &self.index).field("value", &**self).finish()
     }
 }
 
 impl<T> fmt::Debug for NodePool<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NodePool")
-            .field("created", &self.created())
-            .field("limit", &self.limit)
-            .finish()
+        f.debug_struct("NodePool").field("created", &self.created()).field("limit", &self.limit).finish()
     }
 }
 
@@ -478,9 +455,6 @@ mod tests {
         assert_eq!(locate(7 * 4096), (3, 0));
         let (last_slab, last_offset) = locate(MAX_NODES - 1);
         assert_eq!(last_slab, SLABS - 1);
-        assert_eq!(
-            last_offset,
-            (1usize << (SLABS as u32 - 1 + FIRST_SLAB_SHIFT)) - 1
-        );
+        assert_eq!(last_offset, (1usize << (SLABS as u32 - 1 + FIRST_SLAB_SHIFT)) - 1);
     }
 }

@@ -83,8 +83,7 @@ impl Head {
     /// Relaxed: statistics, publishing nothing.
     #[cold]
     fn count_retries(&self, retries: u32) {
-        self.retries
-            .fetch_add(u64::from(retries), Ordering::Relaxed);
+        self.retries.fetch_add(u64::from(retries), Ordering::Relaxed);
     }
 
     /// Pushes node `index`.
@@ -136,9 +135,7 @@ impl Head {
             // read `top`; its slab is never unmapped, so the read is safe, and if it changed hands
             // the tag has moved on and the CAS below fails. This is the ABA guard.
             // SAFETY: indices on this head belong to `pool` (contract).
-            let next = unsafe { pool.node(top.index()) }
-                .next
-                .load(Ordering::Relaxed);
+            let next = unsafe { pool.node(top.index()) }.next.load(Ordering::Relaxed);
             // Acquire (both outcomes) pairs with push's Release, as the load above.
             match self.top.compare_exchange_weak(
                 top.bits(),
@@ -219,21 +216,13 @@ impl<T, P: PoolRef<T>> TreiberStack<T, P> {
     /// An empty stack over `pool`.
     #[cfg(not(loom))]
     pub const fn new(pool: P) -> Self {
-        TreiberStack {
-            head: Head::new(),
-            pool,
-            _values: PhantomData,
-        }
+        TreiberStack { head: Head::new(), pool, _values: PhantomData }
     }
 
     /// An empty stack over `pool` (loom build: not `const`).
     #[cfg(loom)]
     pub fn new(pool: P) -> Self {
-        TreiberStack {
-            head: Head::new(),
-            pool,
-            _values: PhantomData,
-        }
+        TreiberStack { head: Head::new(), pool, _values: PhantomData }
     }
 
     /// The pool the stack's nodes come from.
@@ -268,10 +257,7 @@ impl<T, P: PoolRef<T>> TreiberStack<T, P> {
 
     /// Takes every node at once (one CAS), to be walked from top to bottom.
     pub fn pop_all(&self) -> Drain<'_, T> {
-        Drain {
-            pool: self.pool(),
-            next: self.head.take_all(),
-        }
+        Drain { pool: self.pool(), next: self.head.take_all() }
     }
 
     /// Whether the stack was empty at the moment of the call.
@@ -312,9 +298,7 @@ impl<'pool, T> Iterator for Drain<'pool, T> {
         // Read the link before handing the node out: its new owner may relink it at once.
         // Relaxed: take_all's Acquire already made every `next` on the chain visible.
         // SAFETY: chain nodes belong to our pool (they came off one of its stacks).
-        self.next = unsafe { self.pool.node(index) }
-            .next
-            .load(Ordering::Relaxed);
+        self.next = unsafe { self.pool.node(index) }.next.load(Ordering::Relaxed);
         // SAFETY: take_all made us the only owner of the whole chain; each node is handed
         // out once, as we walk past it.
         Some(unsafe { Owned::new(self.pool, index) })

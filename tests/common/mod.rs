@@ -7,16 +7,9 @@ use proptest::test_runner::Config;
 #[allow(dead_code)] // each test binary uses its own subset of the helpers
 pub fn proptest_config(native: u32, miri: u32) -> Config {
     if cfg!(miri) {
-        Config {
-            cases: miri,
-            failure_persistence: None,
-            ..Config::default()
-        }
+        Config { cases: miri, failure_persistence: None, ..Config::default() }
     } else {
-        Config {
-            cases: native,
-            ..Config::default()
-        }
+        Config { cases: native, ..Config::default() }
     }
 }
 
@@ -25,7 +18,5 @@ pub fn proptest_config(native: u32, miri: u32) -> Config {
 #[allow(dead_code)]
 pub fn is_filled(bytes: &[u8], byte: u8) -> bool {
     let pattern = [byte; 4096];
-    bytes
-        .chunks(pattern.len())
-        .all(|chunk| chunk == &pattern[..chunk.len()])
+    bytes.chunks(pattern.len()).all(|chunk| chunk == &pattern[..chunk.len()])
 }

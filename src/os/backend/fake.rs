@@ -25,14 +25,7 @@ const ADDRESS_SPACE: usize = 1 << 47;
 
 pub(crate) fn map(req: &Request) -> Result<NonNull<u8>, i32> {
     // Heap blocks are always accessible and never prefaulted, so those flags change nothing.
-    let Request {
-        len,
-        align,
-        granule,
-        huge_tlb,
-        reserve_only: _,
-        populate: _,
-    } = *req;
+    let Request { len, align, granule, huge_tlb, reserve_only: _, populate: _ } = *req;
     debug_assert_eq!(len % granule, 0);
     if huge_tlb.is_some() || len > ADDRESS_SPACE {
         return Err(libc::ENOMEM);
@@ -75,11 +68,7 @@ pub(crate) unsafe fn protect(ptr: NonNull<u8>, len: usize, commit: bool) -> Resu
 
 /// # Safety
 /// As for the Linux backend.
-pub(crate) unsafe fn advise_transparent_huge(
-    _ptr: NonNull<u8>,
-    _len: usize,
-    _on: bool,
-) -> Result<(), i32> {
+pub(crate) unsafe fn advise_transparent_huge(_ptr: NonNull<u8>, _len: usize, _on: bool) -> Result<(), i32> {
     Ok(())
 }
 
@@ -158,10 +147,6 @@ pub(crate) fn env_var(_name: &CStr) -> Option<&'static [u8]> {
     None
 }
 
-pub(crate) fn at_fork(
-    _prepare: extern "C" fn(),
-    _parent: extern "C" fn(),
-    _child: extern "C" fn(),
-) -> bool {
+pub(crate) fn at_fork(_prepare: extern "C" fn(), _parent: extern "C" fn(), _child: extern "C" fn()) -> bool {
     false
 }

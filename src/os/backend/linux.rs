@@ -28,17 +28,9 @@ pub(crate) fn map(req: &Request) -> Result<NonNull<u8>, i32> {
         return map_huge_over_aligned(req);
     }
     let natural = req.granule.max(page_size());
-    let over = if req.align > natural {
-        req.align - req.granule
-    } else {
-        0
-    };
+    let over = if req.align > natural { req.align - req.granule } else { 0 };
     let total = req.len.checked_add(over).ok_or(libc::ENOMEM)?;
-    let prot = if req.reserve_only {
-        libc::PROT_NONE
-    } else {
-        libc::PROT_READ | libc::PROT_WRITE
-    };
+    let prot = if req.reserve_only { libc::PROT_NONE } else { libc::PROT_READ | libc::PROT_WRITE };
     let mut flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
     if req.reserve_only {
         flags |= libc::MAP_NORESERVE;
@@ -114,14 +106,7 @@ fn map_huge_over_aligned(req: &Request) -> Result<NonNull<u8>, i32> {
     // SAFETY: `base + head .. + len` lies inside the reservation just made, which nobody else
     // knows of; MAP_FIXED replaces exactly that part of it.
     let raw = unsafe {
-        libc::mmap(
-            base.add(head).cast(),
-            req.len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            flags,
-            -1,
-            0,
-        )
+        libc::mmap(base.add(head).cast(), req.len, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0)
     };
     if raw == libc::MAP_FAILED {
         let err = errno();
@@ -206,11 +191,7 @@ pub(crate) unsafe fn protect(ptr: NonNull<u8>, len: usize, commit: bool) -> Resu
         // SAFETY: per the contract the contents are disposable.
         unsafe { purge(ptr, len, Purge::Discard)? };
     }
-    let prot = if commit {
-        libc::PROT_READ | libc::PROT_WRITE
-    } else {
-        libc::PROT_NONE
-    };
+    let prot = if commit { libc::PROT_READ | libc::PROT_WRITE } else { libc::PROT_NONE };
     // SAFETY: per the contract the range is one of our mappings.
     let rc = unsafe { libc::mprotect(ptr.as_ptr().cast(), len, prot) };
     if rc == 0 { Ok(()) } else { Err(errno()) }
@@ -220,16 +201,8 @@ pub(crate) unsafe fn protect(ptr: NonNull<u8>, len: usize, commit: bool) -> Resu
 ///
 /// # Safety
 /// The range is page-aligned and inside a mapping from [`map`].
-pub(crate) unsafe fn advise_transparent_huge(
-    ptr: NonNull<u8>,
-    len: usize,
-    on: bool,
-) -> Result<(), i32> {
-    let advice = if on {
-        libc::MADV_HUGEPAGE
-    } else {
-        libc::MADV_NOHUGEPAGE
-    };
+pub(crate) unsafe fn advise_transparent_huge(ptr: NonNull<u8>, len: usize, on: bool) -> Result<(), i32> {
+    let advice = if on { libc::MADV_HUGEPAGE } else { libc::MADV_NOHUGEPAGE };
     // SAFETY: per the contract the range is one of our mappings; this advice never changes
     // its contents.
     let rc = unsafe { libc::madvise(ptr.as_ptr().cast(), len, advice) };
@@ -263,15 +236,7 @@ pub(crate) unsafe fn remap(
         let flags = libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED;
         // SAFETY: the old range is one whole mapping of ours (contract); the target is the
         // reservation just made, which MREMAP_FIXED replaces.
-        let raw = unsafe {
-            libc::mremap(
-                ptr.as_ptr().cast(),
-                old_len,
-                new_len,
-                flags,
-                target.as_ptr(),
-            )
-        };
+        let raw = unsafe { libc::mremap(ptr.as_ptr().cast(), old_len, new_len, flags, target.as_ptr()) };
         if raw == libc::MAP_FAILED {
             let err = errno();
             // SAFETY: the reservation is ours and unused.
@@ -308,15 +273,7 @@ pub(crate) unsafe fn bind(ptr: NonNull<u8>, len: usize, node: usize) -> Result<(
     // SAFETY: mbind reads `mask` (which outlives the call) and changes only the placement
     // policy of our own range.
     let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mbind,
-            ptr.as_ptr(),
-            len,
-            MPOL_BIND,
-            mask.as_ptr(),
-            maxnode,
-            MPOL_MF_MOVE,
-        )
+        libc::syscall(libc::SYS_mbind, ptr.as_ptr(), len, MPOL_BIND, mask.as_ptr(), maxnode, MPOL_MF_MOVE)
     };
     if rc == 0 { Ok(()) } else { Err(errno()) }
 }
@@ -335,11 +292,7 @@ pub(crate) fn getcpu() -> Result<(u32, u32), i32> {
             ptr::null_mut::<libc::c_void>(),
         )
     };
-    if rc == 0 {
-        Ok((cpu, node))
-    } else {
-        Err(errno())
-    }
+    if rc == 0 { Ok((cpu, node)) } else { Err(errno()) }
 }
 
 /// Reads a small file (a sysfs or procfs entry) into `buf` without allocating. Returns the
@@ -378,10 +331,7 @@ pub(crate) fn yield_now() {
 
 /// Milliseconds of `CLOCK_MONOTONIC_COARSE` (a vDSO read, no syscall).
 pub(crate) fn monotonic_ms() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime writes one timespec through a valid pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
@@ -399,25 +349,15 @@ pub(crate) fn futex_wait(
         tv_sec: (ms / 1000) as libc::time_t,
         tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
     });
-    let op = if shared {
-        libc::FUTEX_WAIT
-    } else {
-        libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG
-    };
-    let timeout_ptr = timeout
-        .as_ref()
-        .map_or(ptr::null(), |t| t as *const libc::timespec);
+    let op = if shared { libc::FUTEX_WAIT } else { libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG };
+    let timeout_ptr = timeout.as_ref().map_or(ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: the futex word is a live, aligned u32; the timeout outlives the call.
     unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), op, expected, timeout_ptr) };
 }
 
 /// Wakes up to `count` threads waiting on `word`.
 pub(crate) fn futex_wake(word: &core::sync::atomic::AtomicU32, count: u32, shared: bool) {
-    let op = if shared {
-        libc::FUTEX_WAKE
-    } else {
-        libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG
-    };
+    let op = if shared { libc::FUTEX_WAKE } else { libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG };
     // SAFETY: the futex word is a live, aligned u32.
     unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), op, count) };
 }
@@ -436,11 +376,7 @@ pub(crate) fn env_var(name: &CStr) -> Option<&'static [u8]> {
 }
 
 /// Registers fork handlers (`pthread_atfork`). Returns whether it worked.
-pub(crate) fn at_fork(
-    prepare: extern "C" fn(),
-    parent: extern "C" fn(),
-    child: extern "C" fn(),
-) -> bool {
+pub(crate) fn at_fork(prepare: extern "C" fn(), parent: extern "C" fn(), child: extern "C" fn()) -> bool {
     // SAFETY: the handlers are plain functions with static lifetime.
     unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) == 0 }
 }
