@@ -45,7 +45,9 @@ static CACHE: SpinLock<Cache> = SpinLock::new(Cache { slots: [None; CACHE_SLOTS]
 fn take_cached(len: usize, align: usize) -> Option<RawMapping> {
     let mut cache = CACHE.lock();
     let fits = |c: &Cached| {
-        c.mapping.len >= len && c.mapping.len / 4 <= len && c.mapping.ptr.as_ptr().addr() % align == 0
+        c.mapping.len >= len
+            && c.mapping.len / 4 <= len
+            && c.mapping.ptr.as_ptr().addr().is_multiple_of(align)
     };
     let best = (0..CACHE_SLOTS)
         .filter(|&i| cache.slots[i].as_ref().is_some_and(fits))

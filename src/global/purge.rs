@@ -54,11 +54,7 @@ pub(crate) fn memory_freed() {
     }
     WORK.fetch_add(1, Ordering::SeqCst);
     match PURGER.load(Ordering::Acquire) {
-        RUNNING => {
-            if IDLE.swap(false, Ordering::SeqCst) {
-                os::futex_wake(&WORK, 1, false);
-            }
-        }
+        RUNNING if IDLE.swap(false, Ordering::SeqCst) => os::futex_wake(&WORK, 1, false),
         NONE => {
             let _ = PURGER.compare_exchange(NONE, WANTED, Ordering::AcqRel, Ordering::Relaxed);
         }

@@ -39,8 +39,10 @@ const fn block_sizes() -> [u32; CLASSES] {
     sizes
 }
 
-/// Class of every size up to 1024 in steps of 16: `SMALL_LOOKUP[(size + 15) / 16]`.
-static SMALL_LOOKUP: [u8; 65] = small_lookup();
+/// Class of every size up to 1024 in steps of 16: `SMALL_LOOKUP[(size + 15) / 16]`. A
+/// `const`, not a `static`, so the crate that inlines the fast path (the one holding the
+/// `#[global_allocator]`) gets its own copy and reaches it without a GOT load.
+const SMALL_LOOKUP: [u8; 65] = small_lookup();
 
 const fn small_lookup() -> [u8; 65] {
     let mut table = [0u8; 65];
@@ -55,6 +57,13 @@ const fn small_lookup() -> [u8; 65] {
         slot += 1;
     }
     table
+}
+
+/// The class of a size of at most 1024 bytes with an alignment of at most 16: the fast
+/// paths' case, one table load.
+#[inline(always)]
+pub fn small_class(size: usize, align: usize) -> Option<usize> {
+    if size <= 1024 && align <= 16 { Some(SMALL_LOOKUP[(size + 15) >> 4] as usize) } else { None }
 }
 
 /// The class serving `size` bytes aligned to `align` (a power of two), or `None` if the
