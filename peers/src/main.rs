@@ -16,32 +16,27 @@ static MIMALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 static SNMALLOC: snmalloc_rs::SnMalloc = snmalloc_rs::SnMalloc;
 static JEMALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// Runs `$body` with `$a` bound to each allocator in turn, collecting `(name, result)`.
-macro_rules! for_each_allocator {
-    (|$a:ident| $body:expr) => {{
-        vec![
-            ("pinalloc", {
-                let $a = &PINALLOC;
-                $body
-            }),
-            ("mimalloc", {
-                let $a = &MIMALLOC;
-                $body
-            }),
-            ("snmalloc", {
-                let $a = &SNMALLOC;
-                $body
-            }),
-            ("jemalloc", {
-                let $a = &JEMALLOC;
-                $body
-            }),
-            ("glibc", {
-                let $a = &System;
-                $body
-            }),
-        ]
-    }};
+/// The allocators compared, in table order.
+const NAMES: [&str; 5] = ["pinalloc", "mimalloc", "snmalloc", "jemalloc", "glibc"];
+
+/// Each allocator's figure for `scenario`: every measurement is a fresh process running a
+/// warm-up round and then `rounds` rounds (its median), so no scenario inherits another's
+/// heap; the processes of the different allocators alternate, `repeats` times, so drift
+/// on a shared machine hits them alike; the median of the repeats is reported.
+fn compare(scenario: &str, rounds: usize, repeats: usize) -> Vec<(&'static str, f64)> {
+    let exe = std::env::current_exe().expect("own path");
+    let mut samples: [Vec<f64>; 5] = Default::default();
+    for _ in 0..repeats {
+        for (name, out) in NAMES.iter().zip(&mut samples) {
+            let output = std::process::Command::new(&exe)
+                .args(["run", scenario, name, &rounds.to_string()])
+                .output()
+                .expect("re-running this benchmark");
+            let text = String::from_utf8_lossy(&output.stdout);
+            out.push(text.trim().parse().unwrap_or(f64::NAN));
+        }
+    }
+    NAMES.iter().zip(samples).map(|(name, s)| (*name, median(s))).collect()
 }
 
 /// Deterministic xorshift.
@@ -233,10 +228,6 @@ fn vec_growth<A: GlobalAlloc>(a: &A) -> Duration {
     start.elapsed()
 }
 
-fn time<F: FnMut() -> f64>(rounds: usize, mut f: F) -> f64 {
-    median((0..rounds).map(|_| f()).collect())
-}
-
 fn print_table(title: &str, results: Vec<(&str, f64)>) {
     let best_peer = results.iter().skip(1).map(|r| r.1).fold(f64::INFINITY, f64::min);
     let ours = results[0].1;
@@ -301,34 +292,37 @@ fn main() {
             return;
         }
         Some("run") => {
-            // One scenario on one allocator, for profilers: `run mixed|pc|larson NAME`.
-            macro_rules! on {
-                ($f:ident) => {
-                    match args[3].as_str() {
-                        "pinalloc" => black_box($f(&PINALLOC)),
-                        "mimalloc" => black_box($f(&MIMALLOC)),
-                        "snmalloc" => black_box($f(&SNMALLOC)),
-                        "jemalloc" => black_box($f(&JEMALLOC)),
-                        _ => black_box($f(&System)),
-                    }
-                };
-            }
-            let rounds: usize = args.get(4).map_or(1, |r| r.parse().unwrap());
-            for _ in 0..rounds {
-                let d = match args[2].as_str() {
-                    "mixed" => on!(mixed_all_free_all),
-                    "pc" => on!(producer_consumer),
-                    _ => on!(larson),
-                };
-                print!("{:.2} ", ms(d));
-            }
-            println!("ms");
+            // One scenario on one allocator in this process: a warm-up round, then the
+            // median of ROUNDS rounds, printed alone (`run SCENARIO NAME ROUNDS`).
+            let rounds: usize = args.get(4).map_or(5, |r| r.parse().unwrap());
+            let one = || -> f64 {
+                macro_rules! on {
+                    ($f:expr) => {
+                        match args[3].as_str() {
+                            "pinalloc" => $f(&PINALLOC),
+                            "mimalloc" => $f(&MIMALLOC),
+                            "snmalloc" => $f(&SNMALLOC),
+                            "jemalloc" => $f(&JEMALLOC),
+                            _ => $f(&System),
+                        }
+                    };
+                }
+                match args[2].as_str() {
+                    "pair" => on!(|a| pair_64(a, 5_000_000).as_secs_f64() * 1e9 / 5e6),
+                    "mixed" => on!(|a| ms(mixed_all_free_all(a))),
+                    "pc" => on!(|a| ms(producer_consumer(a))),
+                    "larson" => on!(|a| ms(larson(a))),
+                    _ => on!(|a| ms(vec_growth(a))),
+                }
+            };
+            black_box(one());
+            println!("{}", median((0..rounds).map(|_| one()).collect()));
             return;
         }
         Some("rss") => {
             println!("| RSS (MB) after 2M x 100 B, free-all, 1 s | peak | after |");
             println!("|---|---:|---:|");
-            for name in ["pinalloc", "mimalloc", "snmalloc", "jemalloc", "glibc"] {
+            for name in NAMES {
                 let out = std::process::Command::new(&args[0]).args(["rss-child", name]).output().unwrap();
                 let text = String::from_utf8_lossy(&out.stdout);
                 let mut it = text.split_whitespace();
@@ -344,21 +338,9 @@ fn main() {
     println!(
         "|------------------------------------|----------:|----------:|----------:|----------:|----------:|------:|"
     );
-    print_table(
-        "64 B alloc+free pair (ns)",
-        for_each_allocator!(|a| time(9, || pair_64(a, 5_000_000).as_secs_f64() * 1e9 / 5e6)),
-    );
-    print_table(
-        "100k mixed 16B-4KiB alloc/free (ms)",
-        for_each_allocator!(|a| time(9, || ms(mixed_all_free_all(a)))),
-    );
-    print_table(
-        "producer/consumer 2M remote (ms)",
-        for_each_allocator!(|a| time(5, || ms(producer_consumer(a)))),
-    );
-    print_table("larson 2 threads 800k ops (ms)", for_each_allocator!(|a| time(5, || ms(larson(a)))));
-    print_table(
-        "Vec growth 8M u64 by realloc x5 (ms)",
-        for_each_allocator!(|a| time(5, || ms(vec_growth(a)))),
-    );
+    print_table("64 B alloc+free pair (ns)", compare("pair", 5, 3));
+    print_table("100k mixed 16B-4KiB alloc/free (ms)", compare("mixed", 5, 3));
+    print_table("producer/consumer 2M remote (ms)", compare("pc", 5, 3));
+    print_table("larson 2 threads 800k ops (ms)", compare("larson", 5, 3));
+    print_table("Vec growth 8M u64 by realloc x5 (ms)", compare("vec", 3, 3));
 }
