@@ -222,6 +222,15 @@ pub(crate) unsafe fn realloc(ptr: *mut u8, layout: Layout, new_size: usize, now_
     }
 }
 
+/// Bytes usable at the large block `ptr`, allocated with alignment `align`.
+///
+/// # Safety
+/// `ptr` is a live large block allocated with `align`.
+pub(crate) unsafe fn usable_size_of(ptr: *mut u8, align: usize) -> usize {
+    // SAFETY: per the contract.
+    unsafe { usable_size(header(ptr, align)) }
+}
+
 /// Bytes usable at the large block whose header is `header`.
 ///
 /// # Safety

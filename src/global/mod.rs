@@ -42,6 +42,7 @@
 //! All `PinAlloc` values share one process-wide heap; the configuration of the first one
 //! used (plus the environment) applies.
 
+mod allocator_api;
 mod central;
 mod depot;
 mod large;

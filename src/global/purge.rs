@@ -81,6 +81,11 @@ fn start() {
     if PURGER.compare_exchange(WANTED, STARTING, Ordering::AcqRel, Ordering::Relaxed).is_err() {
         return;
     }
+    if cfg!(miri) {
+        // Miri has no futex to sleep on: purge on the freeing threads instead.
+        PURGER.store(UNAVAILABLE, Ordering::Release);
+        return;
+    }
     let spawned = std::thread::Builder::new().name("pinalloc-purge".into()).spawn(run);
     let state = if spawned.is_ok() { RUNNING } else { UNAVAILABLE };
     PURGER.store(state, Ordering::Release);

@@ -190,6 +190,11 @@ const fn span_pages_max() -> usize {
 impl Segments {
     /// A span of `class` on node `node`: its pages taken from a segment with room (mapping a
     /// new segment if none has), its metadata initialised. `None` if the OS has no memory.
+    ///
+    /// Headers are only ever touched through raw place expressions on their fields, never
+    /// through a reference to the whole header: other threads may be using other spans of
+    /// the same header under their own class locks, and span pointers handed out earlier
+    /// must stay valid.
     pub(crate) fn allocate_span(
         &mut self,
         class: usize,
@@ -205,36 +210,37 @@ impl Segments {
                 let fresh = self.map_segment(node, options)?;
                 break (fresh, 1);
             }
-            // SAFETY: segments on the list are live and guarded by our lock.
-            let header = unsafe { &*segment };
-            let fits = |first: &usize| header.free_pages & mask_of(*first) == mask_of(*first);
-            if header.node == node
-                && let Some(first) = (1..=PAGES - pages).find(fits)
-            {
+            // SAFETY: segments on the list are live; their page bitmaps are guarded by our lock.
+            let (same_node, free, next) =
+                unsafe { ((*segment).node == node, (*segment).free_pages, (*segment).next) };
+            let fits = |first: &usize| free & mask_of(*first) == mask_of(*first);
+            if same_node && let Some(first) = (1..=PAGES - pages).find(fits) {
                 break (segment, first);
             }
-            segment = header.next;
+            segment = next;
         };
-        // SAFETY: as above; we hold the lock.
-        let header = unsafe { &mut *segment };
         let mask = mask_of(first);
-        header.free_pages &= !mask;
-        let reused_dirty = (header.dirty_pages & mask).count_ones() as usize;
-        header.dirty_pages &= !mask;
-        self.resident_pages += pages - reused_dirty;
-        for page in first..first + pages {
-            header.page_span[page] = first as u8;
+        // SAFETY: as above; the pages `first..first + pages` were free, so no span uses them
+        // or their metadata slot, which we now initialise.
+        unsafe {
+            (*segment).free_pages &= !mask;
+            let reused_dirty = ((*segment).dirty_pages & mask).count_ones() as usize;
+            (*segment).dirty_pages &= !mask;
+            self.resident_pages += pages - reused_dirty;
+            for page in first..first + pages {
+                (*segment).page_span[page] = first as u8;
+            }
+            let start = (*segment).mapping.ptr.as_ptr().add(first * PAGE);
+            let span = &raw mut (*segment).spans[first];
+            span.write(Span {
+                start,
+                capacity: ((pages * PAGE) / block_size(class)) as u32,
+                class: class as u8,
+                pages: pages as u8,
+                ..Span::EMPTY
+            });
+            Some(NonNull::new_unchecked(span))
         }
-        // SAFETY: `first * PAGE` is inside the segment's 4 MiB.
-        let start = unsafe { header.mapping.ptr.as_ptr().add(first * PAGE) };
-        header.spans[first] = Span {
-            start,
-            capacity: ((pages * PAGE) / block_size(class)) as u32,
-            class: class as u8,
-            pages: pages as u8,
-            ..Span::EMPTY
-        };
-        Some(NonNull::from(&mut header.spans[first]))
     }
 
     fn map_segment(&mut self, node: usize, options: SegmentOptions) -> Option<*mut SegmentHeader> {
@@ -275,16 +281,18 @@ impl Segments {
     /// `span` is a span of a segment on this list, with no block outstanding, and off its
     /// class's partial list.
     pub(crate) unsafe fn free_span(&mut self, span: *mut Span, now_ms: u64) {
-        // SAFETY: per the contract the span and its segment header are live; we hold the lock.
+        // SAFETY: per the contract the span and its segment header are live; we hold the lock,
+        // which guards the header's page fields (touched as raw places, see `allocate_span`).
         unsafe {
             let segment = SegmentHeader::of((*span).start);
-            let header = &mut *segment;
             let first = ((*span).start.addr() - segment.addr()) / PAGE;
             let pages = (*span).pages as usize;
             let mask = ((1u64 << pages) - 1) << first;
-            header.free_pages |= mask;
-            header.dirty_pages |= mask;
-            header.dirty_since[first..first + pages].fill(now_ms);
+            (*segment).free_pages |= mask;
+            (*segment).dirty_pages |= mask;
+            for page in first..first + pages {
+                (*segment).dirty_since[page] = now_ms;
+            }
             *span = Span::EMPTY;
         }
         self.dirty = true;
@@ -300,15 +308,14 @@ impl Segments {
         unsafe {
             while !(*link).is_null() {
                 let segment = *link;
-                let header = &mut *segment;
                 let mut page = 1;
                 while page < PAGES {
                     let bit = 1u64 << page;
-                    if header.dirty_pages & bit == 0 {
+                    if (*segment).dirty_pages & bit == 0 {
                         page += 1;
                         continue;
                     }
-                    if header.dirty_since[page] > deadline_ms {
+                    if (*segment).dirty_since[page] > deadline_ms {
                         still_dirty = true;
                         page += 1;
                         continue;
@@ -316,14 +323,14 @@ impl Segments {
                     // Coalesce the run of due dirty pages into one madvise.
                     let run_start = page;
                     while page < PAGES
-                        && header.dirty_pages & (1u64 << page) != 0
-                        && header.dirty_since[page] <= deadline_ms
+                        && (*segment).dirty_pages & (1u64 << page) != 0
+                        && (*segment).dirty_since[page] <= deadline_ms
                     {
-                        header.dirty_pages &= !(1u64 << page);
+                        (*segment).dirty_pages &= !(1u64 << page);
                         page += 1;
                     }
                     let run = page - run_start;
-                    let mapping = Mapping::from_raw(header.mapping);
+                    let mapping = Mapping::from_raw((*segment).mapping);
                     // SAFETY: free pages hold no live block. A refusal leaves them resident.
                     if mapping.purge(run_start * PAGE, run * PAGE, Purge::Discard).is_ok() {
                         self.resident_pages -= run;
@@ -331,16 +338,16 @@ impl Segments {
                     }
                     let _ = mapping.into_raw();
                 }
-                let unused = header.free_pages == ALL_PAGES && header.dirty_pages == 0;
+                let unused = (*segment).free_pages == ALL_PAGES && (*segment).dirty_pages == 0;
                 if unused && spare_kept {
-                    *link = header.next;
+                    *link = (*segment).next;
                     self.segments -= 1;
                     self.resident_pages -= 1;
-                    drop(Mapping::from_raw(header.mapping));
+                    drop(Mapping::from_raw((*segment).mapping));
                     continue;
                 }
                 spare_kept |= unused;
-                link = &raw mut header.next;
+                link = &raw mut (*segment).next;
             }
         }
         self.dirty = still_dirty;
