@@ -16,7 +16,7 @@ use crate::sync::{AtomicU32, Ordering};
 use crossbeam_utils::CachePadded;
 
 /// NUMA nodes with a depot of their own; a machine with more shares them by `node % DEPOT_NODES`.
-pub(crate) const DEPOT_NODES: usize = 8;
+pub const DEPOT_NODES: usize = 8;
 
 /// Upper bound on the bytes of blocks one depot (class × node) keeps.
 pub(crate) const DEPOT_BYTES: usize = 4 << 20;
@@ -95,7 +95,7 @@ pub(crate) fn cas_retries(class: usize) -> u64 {
     (0..DEPOT_NODES).map(|node| depot(node, class).stack.cas_retries()).sum()
 }
 
-/// Bytes of blocks parked in the depots of `class`.
-pub(crate) fn parked_magazines(class: usize) -> u32 {
-    (0..DEPOT_NODES).map(|node| depot(node, class).magazines.load(Ordering::Relaxed)).sum()
+/// Magazines parked in the depot of `class` on each node.
+pub(crate) fn parked_magazines(class: usize) -> [u32; DEPOT_NODES] {
+    core::array::from_fn(|node| depot(node, class).magazines.load(Ordering::Relaxed))
 }

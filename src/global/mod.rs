@@ -52,8 +52,9 @@ pub mod size_class;
 mod thread_cache;
 mod topology;
 
+pub use depot::DEPOT_NODES;
 pub use purge::DEFAULT_PURGE_DELAY_MS;
-pub use topology::{pin_current_thread, simulate_topology};
+pub use topology::{current_thread_node, pin_current_thread, simulate_topology, use_numa_node};
 
 use crate::os::{self, HugePages};
 use core::alloc::{GlobalAlloc, Layout};
@@ -199,7 +200,7 @@ impl PinAlloc {
         let os = os::counters();
         let classes = core::array::from_fn(|class| ClassStats {
             block_size: block_size(class),
-            depot_magazines: depot::parked_magazines(class),
+            depot_magazines_per_node: depot::parked_magazines(class),
             depot_cas_retries: depot::cas_retries(class),
         });
         Stats {
@@ -247,8 +248,9 @@ pub struct Stats {
 pub struct ClassStats {
     /// The class's block size.
     pub block_size: usize,
-    /// Magazines parked in the class's depots.
-    pub depot_magazines: u32,
+    /// Magazines parked in the class's depot of each NUMA node (nodes beyond
+    /// [`DEPOT_NODES`] share depots modulo this count).
+    pub depot_magazines_per_node: [u32; DEPOT_NODES],
     /// Failed compare-and-swaps on the class's depots (contention).
     pub depot_cas_retries: u64,
 }

@@ -216,6 +216,18 @@ unsafe fn dealloc_uncached(class: usize, block: *mut u8, cx: &SlowPathContext) {
     }
 }
 
+/// The NUMA node whose depots this thread's cache uses, choosing it now if unset.
+pub(crate) fn node() -> usize {
+    // SAFETY: this thread's cache; no other borrow of it is live here.
+    unsafe {
+        let cache = current();
+        if (*cache).node == usize::MAX {
+            (*cache).node = super::topology::current_node();
+        }
+        (*cache).node
+    }
+}
+
 /// Sets the NUMA node whose depots this thread's cache uses.
 pub(crate) fn set_node(node: usize) {
     // SAFETY: this thread's cache; no other borrow of it is live here.

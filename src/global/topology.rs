@@ -44,6 +44,19 @@ pub(crate) fn current_node() -> usize {
     }
 }
 
+/// Makes the calling thread's cache draw from and return to node `node`'s depots, for
+/// threads whose placement is managed outside this crate (isolated CPUs pinned by a
+/// launcher, say).
+pub fn use_numa_node(node: usize) {
+    super::thread_cache::set_node(node);
+}
+
+/// The NUMA node whose depots the calling thread's cache uses (set up on first use if
+/// needed).
+pub fn current_thread_node() -> usize {
+    super::thread_cache::node()
+}
+
 /// Pins the calling thread to `core` and makes its allocator cache use that core's NUMA
 /// node: its blocks then come from, and return to, that node's depots.
 ///
