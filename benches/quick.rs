@@ -50,6 +50,31 @@ fn free_list_rows() {
     }
 }
 
+fn arena_rows() {
+    use workloads::arena::{self, OPS};
+    let (mut ours, mut theirs) = (pinalloc::arena::Arena::new(), bumpalo::Bump::new());
+    // One warm-up round each, so both have their chunks.
+    arena::pinalloc_mixed(&mut ours);
+    arena::bumpalo_mixed(&mut theirs);
+    let ops = OPS as u64;
+    row(
+        "arena: 100k u64 allocations",
+        "bumpalo",
+        duel(
+            || per_op(arena::pinalloc_small(&mut ours), ops),
+            || per_op(arena::bumpalo_small(&mut theirs), ops),
+        ),
+    );
+    row(
+        "arena: 100k mixed 8-256 B allocations",
+        "bumpalo",
+        duel(
+            || per_op(arena::pinalloc_mixed(&mut ours), ops),
+            || per_op(arena::bumpalo_mixed(&mut theirs), ops),
+        ),
+    );
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing and only wants
     // the binary to run, so a smoke run is enough there.
@@ -60,4 +85,5 @@ fn main() {
     println!("| scenario | peer | pinalloc ns | peer ns | ratio |");
     println!("|---|---|---:|---:|---:|");
     free_list_rows();
+    arena_rows();
 }

@@ -6,6 +6,7 @@
 //!
 //! | layer | module | what it is |
 //! |---|---|---|
+//! | arena | [`arena`] | `Arena`: bump allocation over OS chunks, an `Allocator` for `&Arena` |
 //! | allocator | [`global`] | `PinAlloc`: the global allocator, with per-thread caches over lock-free depots |
 //! | lock-free structures | [`stack`] | an ABA-safe Treiber stack of nodes addressed by 32-bit index, the building block of every depot and pool |
 //! | OS | [`os`] | mappings, purging, huge pages with fallback, NUMA placement, thread pinning |
@@ -28,6 +29,7 @@ extern crate alloc;
 #[cfg(any(feature = "std", test, miri, loom))]
 extern crate std;
 
+pub mod arena;
 #[cfg(all(feature = "std", not(loom)))]
 pub mod global;
 pub mod os;

@@ -2,6 +2,7 @@
 //! same code.
 #![allow(dead_code)] // each bench binary uses its own subset
 
+pub mod arena;
 pub mod stack;
 
 use std::sync::Barrier;
