@@ -124,7 +124,7 @@ const HEADER: usize = mem::size_of::<ChunkHeader>();
 /// until [`Arena::reset`], a [`scope`](Arena::scope) ends, or the arena drops.
 ///
 /// Invariants: `bottom <= top` lie in the chunk `current` (bytes `bottom..top` are free),
-/// or both are the non-null [`EMPTY`] sentinel before the first chunk (so the fast path
+/// or both are the non-null `EMPTY` sentinel before the first chunk (so the fast path
 /// needs no null check: a request never fits between them); chunks form a chain from
 /// `first` through `next`, the ones after `current` unused; every chunk is a mapping owned
 /// by the arena, unmapped on drop.
