@@ -39,6 +39,11 @@ mod sync;
 #[cfg(all(feature = "std", not(loom)))]
 pub use global::{PinAlloc, pin_current_thread};
 
+/// The crate's own unit tests run on its allocator.
+#[cfg(all(test, feature = "std", not(loom)))]
+#[global_allocator]
+static TEST_ALLOCATOR: PinAlloc = PinAlloc::new();
+
 /// Internals the fuzz targets in `fuzz/` drive directly. Not a stable API.
 #[cfg(feature = "fuzz")]
 #[doc(hidden)]
