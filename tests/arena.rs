@@ -109,23 +109,23 @@ proptest! {
     #[test]
     fn allocations_are_aligned_and_disjoint(requests in proptest::collection::vec((1usize..3000, 0u32..10), 1..if cfg!(miri) { 30 } else { 300 })) {
         let arena = Arena::with_options(ArenaOptions::new().first_chunk(8 << 10));
-        let mut blocks: Vec<(usize, usize, u8)> = Vec::new();
+        let mut blocks: Vec<(core::ptr::NonNull<u8>, usize, u8)> = Vec::new();
         for (i, (size, align_shift)) in requests.into_iter().enumerate() {
             let layout = Layout::from_size_align(size, 1 << align_shift).unwrap();
             let ptr = arena.try_alloc_layout(layout).unwrap();
             prop_assert_eq!(ptr.as_ptr() as usize % layout.align(), 0);
             // SAFETY: `size` fresh bytes.
             unsafe { ptr.as_ptr().write_bytes(i as u8, size) };
-            blocks.push((ptr.as_ptr() as usize, size, i as u8));
+            blocks.push((ptr, size, i as u8));
         }
-        let mut sorted = blocks.clone();
-        sorted.sort();
-        for pair in sorted.windows(2) {
+        let mut ranges: Vec<(usize, usize)> = blocks.iter().map(|&(p, size, _)| (p.as_ptr().addr(), size)).collect();
+        ranges.sort();
+        for pair in ranges.windows(2) {
             prop_assert!(pair[0].0 + pair[0].1 <= pair[1].0, "overlap: {:?}", pair);
         }
-        for (addr, size, byte) in blocks {
+        for (ptr, size, byte) in blocks {
             // SAFETY: still live (no reset yet).
-            let bytes = unsafe { core::slice::from_raw_parts(addr as *const u8, size) };
+            let bytes = unsafe { core::slice::from_raw_parts(ptr.as_ptr(), size) };
             prop_assert!(common::is_filled(bytes, byte));
         }
     }
