@@ -286,12 +286,8 @@ unsafe impl GlobalAlloc for PinAlloc {
             // SAFETY: this thread's cache; `class < CLASSES`; a non-null head is a free
             // block of this class owned by the cache, whose first word links the next.
             unsafe {
-                let bin = (*thread_cache::current()).bins.get_unchecked_mut(class);
-                let block = bin.head;
-                if !block.is_null() {
-                    bin.head = (*block).next;
-                    bin.count -= 1;
-                    return block.cast();
+                if let Some(block) = (*thread_cache::current()).bins.get_unchecked_mut(class).pop() {
+                    return block;
                 }
             }
         }
@@ -306,12 +302,7 @@ unsafe impl GlobalAlloc for PinAlloc {
             // SAFETY: this thread's cache; `ptr` is a block of `class` (the same layout
             // gives the same class) that the caller gives up.
             unsafe {
-                let bin = (*thread_cache::current()).bins.get_unchecked_mut(class);
-                if bin.count < bin.limit {
-                    let block = ptr.cast::<segment::Block>();
-                    (*block).next = bin.head;
-                    bin.head = block;
-                    bin.count += 1;
+                if (*thread_cache::current()).bins.get_unchecked_mut(class).try_push(ptr) {
                     return;
                 }
             }
@@ -377,14 +368,10 @@ impl PinAlloc {
         let cache = thread_cache::current();
         // SAFETY: this thread's cache; `class < CLASSES`; as in the fast path.
         unsafe {
-            let bin = (*cache).bins.get_unchecked_mut(class);
-            let block = bin.head;
-            if !block.is_null() {
-                bin.head = (*block).next;
-                bin.count -= 1;
-                return block.cast();
+            match (*cache).bins.get_unchecked_mut(class).pop() {
+                Some(block) => block,
+                None => self.alloc_slow(cache, class),
             }
-            self.alloc_slow(cache, class)
         }
     }
 
@@ -401,15 +388,9 @@ impl PinAlloc {
         let cache = thread_cache::current();
         // SAFETY: this thread's cache; `ptr` is a block of `class` the caller gives up.
         unsafe {
-            let bin = (*cache).bins.get_unchecked_mut(class);
-            if bin.count < bin.limit {
-                let block = ptr.cast::<segment::Block>();
-                (*block).next = bin.head;
-                bin.head = block;
-                bin.count += 1;
-                return;
+            if !(*cache).bins.get_unchecked_mut(class).try_push(ptr) {
+                self.dealloc_slow(cache, class, ptr)
             }
-            self.dealloc_slow(cache, class, ptr)
         }
     }
 

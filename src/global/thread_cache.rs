@@ -31,6 +31,42 @@ pub(crate) struct Bin {
     pub limit: u32,
 }
 
+impl Bin {
+    /// Takes the head block, if any: the allocation fast path.
+    ///
+    /// # Safety
+    /// The bin belongs to this thread's cache and is well formed (its blocks are free blocks
+    /// of its class, linked through their first word).
+    #[inline(always)]
+    pub(crate) unsafe fn pop(&mut self) -> Option<*mut u8> {
+        let block = self.head;
+        if block.is_null() {
+            return None;
+        }
+        // SAFETY: per the contract `block` is a free block whose first word is the link.
+        self.head = unsafe { (*block).next };
+        self.count -= 1;
+        Some(block.cast())
+    }
+
+    /// Puts `block` on the list if it has room: the free fast path.
+    ///
+    /// # Safety
+    /// As for [`Bin::pop`], and `block` is a block of the bin's class that the caller gives up.
+    #[inline(always)]
+    pub(crate) unsafe fn try_push(&mut self, block: *mut u8) -> bool {
+        if self.count >= self.limit {
+            return false;
+        }
+        let block = block.cast::<Block>();
+        // SAFETY: per the contract the block is ours to link.
+        unsafe { (*block).next = self.head };
+        self.head = block;
+        self.count += 1;
+        true
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum State {
     /// Never used: the first call sets the cache up.
@@ -171,10 +207,9 @@ pub(crate) unsafe fn dealloc_slow(
             bin.head = ptr::null_mut();
             bin.count = 0;
         }
-        let block = block.cast::<Block>();
-        (*block).next = bin.head;
-        bin.head = block;
-        bin.count += 1;
+        // The list was emptied above if it was full, so there is room.
+        let pushed = bin.try_push(block);
+        debug_assert!(pushed);
     }
 }
 
