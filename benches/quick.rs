@@ -10,7 +10,11 @@ use std::time::Duration;
 mod workloads;
 use workloads::stack::{CrossbeamArrayQueue, FreeList, Treiber, run_pairs};
 
+/// Rounds of the thread scenarios (each takes milliseconds).
 const ROUNDS: usize = 7;
+/// Rounds of the arena scenarios: a round is 100-200 µs, so many are needed for a stable
+/// median on a shared machine.
+const ARENA_ROUNDS: usize = 101;
 
 /// Nanoseconds per operation.
 type Ns = f64;
@@ -21,9 +25,9 @@ fn median(mut samples: Vec<Ns>) -> Ns {
 }
 
 /// Measures `ours` and `peer` alternately, returning their medians.
-fn duel(mut ours: impl FnMut() -> Ns, mut peer: impl FnMut() -> Ns) -> (Ns, Ns) {
+fn duel(rounds: usize, mut ours: impl FnMut() -> Ns, mut peer: impl FnMut() -> Ns) -> (Ns, Ns) {
     let (mut a, mut b) = (Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds {
         a.push(ours());
         b.push(peer());
     }
@@ -43,6 +47,7 @@ fn free_list_rows() {
     for threads in [1, 2] {
         let pairs = 2_000_000;
         let result = duel(
+            ROUNDS,
             || per_op(run_pairs(&treiber, threads, pairs), pairs),
             || per_op(run_pairs(&queue, threads, pairs), pairs),
         );
@@ -61,6 +66,7 @@ fn arena_rows() {
         "arena: 100k u64 allocations",
         "bumpalo",
         duel(
+            ARENA_ROUNDS,
             || per_op(arena::pinalloc_small(&mut ours), ops),
             || per_op(arena::bumpalo_small(&mut theirs), ops),
         ),
@@ -69,6 +75,7 @@ fn arena_rows() {
         "arena: 100k mixed 8-256 B allocations",
         "bumpalo",
         duel(
+            ARENA_ROUNDS,
             || per_op(arena::pinalloc_mixed(&mut ours), ops),
             || per_op(arena::bumpalo_mixed(&mut theirs), ops),
         ),

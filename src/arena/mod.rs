@@ -183,13 +183,18 @@ impl Arena {
     #[inline]
     pub fn try_alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, ArenaError> {
         let top = self.top.get();
-        let start = top.addr().wrapping_sub(layout.size()) & !(layout.align() - 1);
-        // `start <= top` catches the wrap-around of a size larger than `top`.
-        if start >= self.bottom.get().addr() && start <= top.addr() {
-            let ptr = top.with_addr(start);
+        // Align the top down first, then take the size rounded up to the alignment (it
+        // cannot overflow: `Layout` keeps it within `isize::MAX`); the room check is then
+        // one subtraction, as in bumpalo.
+        let aligned = top.addr() & !(layout.align() - 1);
+        let size = layout.pad_to_align().size();
+        if let Some(room) = aligned.checked_sub(self.bottom.get().addr())
+            && room >= size
+        {
+            let ptr = top.with_addr(aligned - size);
             self.top.set(ptr);
-            // SAFETY: `start >= bottom`, which is non-null (a chunk or the sentinel, and
-            // nothing fits between the sentinel's equal ends).
+            // SAFETY: `aligned - size >= bottom`, which is non-null (a chunk or the
+            // sentinel, and nothing fits between the sentinel's equal ends).
             return Ok(unsafe { NonNull::new_unchecked(ptr) });
         }
         self.alloc_in_new_chunk(layout)
