@@ -100,11 +100,59 @@ impl Central {
     }
 }
 
-/// Carves up to `want` blocks of `class` for a thread on NUMA node `node`. An empty chain
-/// means the OS refused memory.
-pub(crate) fn refill(class: usize, node: usize, want: u32, options: SegmentOptions) -> Chain {
+/// Blocks of one class never handed out before, `left` of them from `next` at the class's
+/// stride. Nothing is written into them until they are used: the thread cache links a few
+/// at a time as it needs them (as mimalloc extends a page's free list), so a refill does not
+/// pull a whole batch of cold lines into the cache ahead of use.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Carve {
+    pub next: *mut u8,
+    pub left: u32,
+}
+
+impl Carve {
+    pub const EMPTY: Carve = Carve { next: ptr::null_mut(), left: 0 };
+
+    /// Links the first `n` (at most `left`) blocks into a chain and advances past them.
+    ///
+    /// # Safety
+    /// The carve's blocks are free blocks of `class`, at least a pointer in size, owned by
+    /// the caller.
+    pub unsafe fn take(&mut self, class: usize, n: u32) -> Chain {
+        let n = n.min(self.left);
+        let size = block_size(class);
+        let mut chain = Chain::EMPTY;
+        // Link back to front so the chain hands the blocks out in address order.
+        for i in (0..n as usize).rev() {
+            // SAFETY: block `i < left` lies in the carve, which is ours.
+            unsafe { chain.push(self.next.add(i * size).cast()) };
+        }
+        // SAFETY: `n <= left` blocks lie in the carve; one past its end at most.
+        self.next = unsafe { self.next.add(n as usize * size) };
+        self.left -= n;
+        chain
+    }
+}
+
+/// What a refill hands a thread cache: returned blocks, already linked, and a carve of
+/// fresh ones. Both empty means the OS refused memory.
+#[derive(Debug)]
+pub(crate) struct Refill {
+    pub chain: Chain,
+    pub carve: Carve,
+}
+
+/// How many times the wanted number of blocks a refill may return to splice a span's list
+/// whole rather than walk it.
+const SPLICE_SLACK: u32 = 4;
+
+/// About `want` blocks of `class` (up to `SPLICE_SLACK` times as many) for a thread on NUMA node `node`: the returned blocks of
+/// the class's spans first (a span's whole list is spliced in O(1) when it fits), then a
+/// carve of one span's untouched blocks, which ends the refill.
+pub(crate) fn refill(class: usize, node: usize, want: u32, options: SegmentOptions) -> Refill {
     let size = block_size(class);
-    let mut chain = Chain::EMPTY;
+    let mut refill = Refill { chain: Chain::EMPTY, carve: Carve::EMPTY };
+    let chain = &mut refill.chain;
     let mut central = CENTRAL[class].lock();
     while chain.count < want {
         let span = if central.partial.is_null() {
@@ -122,25 +170,42 @@ pub(crate) fn refill(class: usize, node: usize, want: u32, options: SegmentOptio
         // free blocks and uncarved blocks are ours to hand out.
         unsafe {
             let s = &mut *span;
-            while chain.count < want && !s.free.is_null() {
-                let block = s.free;
-                s.free = (*block).next;
-                s.free_count -= 1;
-                s.outstanding += 1;
-                chain.push(block);
+            // A span's whole list is taken when it is within `SPLICE_SLACK` times what is
+            // still wanted: walking a list is a chain of dependent cache misses, splicing
+            // it is one write.
+            let wanted = want - chain.count;
+            let take = if s.free_count <= wanted * SPLICE_SLACK { s.free_count } else { wanted };
+            if take > 0 && take == s.free_count {
+                if !chain.is_empty() {
+                    (*s.free_tail).next = chain.head;
+                }
+                chain.head = s.free;
+                chain.count += take;
+                (s.free, s.free_tail, s.free_count) = (ptr::null_mut(), ptr::null_mut(), 0);
+            } else {
+                for _ in 0..take {
+                    let block = s.free;
+                    s.free = (*block).next;
+                    chain.push(block);
+                }
+                s.free_count -= take;
             }
-            while chain.count < want && s.carved < s.capacity {
-                let block = s.start.add(s.carved as usize * size).cast::<Block>();
-                s.carved += 1;
-                s.outstanding += 1;
-                chain.push(block);
+            s.outstanding += take;
+            let fresh = (want - chain.count).min(s.capacity - s.carved);
+            if fresh > 0 {
+                refill.carve = Carve { next: s.start.add(s.carved as usize * size), left: fresh };
+                s.carved += fresh;
+                s.outstanding += fresh;
             }
             if !s.has_blocks() {
                 central.unlink(span);
             }
+            if fresh > 0 {
+                break;
+            }
         }
     }
-    chain
+    refill
 }
 
 /// Returns a chain of `class` blocks to their spans; spans left with no block outstanding
@@ -161,6 +226,9 @@ pub(crate) unsafe fn give_back(class: usize, mut chain: Chain, now_ms: u64) -> b
             let s = &mut *span;
             debug_assert_eq!(s.class as usize, class, "block given back to the wrong class");
             (*block).next = s.free;
+            if s.free.is_null() {
+                s.free_tail = block;
+            }
             s.free = block;
             s.free_count += 1;
             s.outstanding -= 1;

@@ -43,12 +43,15 @@ pub(crate) struct Span {
     pub start: *mut u8,
     /// Returned blocks, linked through their first word.
     pub free: *mut Block,
+    /// The last block on `free` (whose link is null), so the whole list splices in O(1).
+    pub free_tail: *mut Block,
     /// Neighbours in the class's list of spans with blocks to give.
     pub next: *mut Span,
     pub prev: *mut Span,
     /// Blocks the span holds in all.
     pub capacity: u32,
-    /// Blocks carved so far (the rest are untouched and still zero).
+    /// Blocks carved so far: handed out at least once. The rest have never been written by
+    /// this span (zero if the pages are fresh or purged, stale if they were reused dirty).
     pub carved: u32,
     /// Blocks out of the span: in thread caches, depots or the program's hands.
     pub outstanding: u32,
@@ -64,6 +67,7 @@ impl Span {
     const EMPTY: Span = Span {
         start: ptr::null_mut(),
         free: ptr::null_mut(),
+        free_tail: ptr::null_mut(),
         next: ptr::null_mut(),
         prev: ptr::null_mut(),
         capacity: 0,

@@ -5,7 +5,8 @@
 //! thread's state: no atomics, no locks, one TLS access. When the list runs dry the spare
 //! takes its place, or a magazine comes from the depot, or the central layer carves one;
 //! when the list is full it becomes the spare and the old spare goes to the depot. Both
-//! exchanges move a whole batch in O(1).
+//! exchanges move a whole batch in O(1). Fresh blocks from the central layer arrive as a
+//! [`Carve`], linked into the list a few at a time (about 4 KiB) as they are needed.
 //!
 //! The cache is a `const`-initialised thread-local without a destructor, so reaching it costs
 //! no lazy-initialisation check. Its empty state (no blocks, limits of zero) is the sentinel
@@ -14,14 +15,16 @@
 //! After that the cache is `Dead`: allocations made by later destructors still work, served
 //! one block at a time by the central layer.
 
-use super::central::{self, Chain};
+use super::central::{self, Carve, Chain, Refill};
 use super::depot;
 use super::segment::{Block, SegmentOptions};
 use super::size_class::{CLASSES, block_size};
 use core::cell::UnsafeCell;
 use core::ptr;
 
-/// One class's free list in a thread cache. `count <= limit`.
+/// One class's free list in a thread cache. Frees push while `count < limit`; a refill may
+/// install more than `limit` blocks (a span's whole free list), which only sends the next
+/// free to the slow path sooner.
 #[derive(Clone, Copy)]
 #[repr(C)]
 pub(crate) struct Bin {
@@ -67,6 +70,15 @@ impl Bin {
     }
 }
 
+impl Bin {
+    /// Makes `chain` the (empty) list's contents.
+    fn install(&mut self, chain: Chain) {
+        debug_assert!(self.head.is_null());
+        self.head = chain.head;
+        self.count = chain.count;
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum State {
     /// Never used: the first call sets the cache up.
@@ -79,6 +91,8 @@ enum State {
 pub(crate) struct ThreadCache {
     pub bins: [Bin; CLASSES],
     spares: [Chain; CLASSES],
+    /// Fresh blocks not linked yet, per class.
+    carves: [Carve; CLASSES],
     node: usize,
     state: State,
 }
@@ -87,6 +101,7 @@ impl ThreadCache {
     const FRESH: ThreadCache = ThreadCache {
         bins: [Bin { head: ptr::null_mut(), count: 0, limit: 0 }; CLASSES],
         spares: [Chain::EMPTY; CLASSES],
+        carves: [Carve::EMPTY; CLASSES],
         node: usize::MAX,
         state: State::Fresh,
     };
@@ -159,22 +174,45 @@ pub(crate) unsafe fn alloc_slow(cache: *mut ThreadCache, class: usize, cx: &Slow
         }
         let cache = &mut *cache;
         let spare = &mut cache.spares[class];
+        let carve = &mut cache.carves[class];
+        // Warm blocks first (this thread's spare, then the depot's), fresh ones last.
         let mut chain = if !spare.is_empty() {
             core::mem::replace(spare, Chain::EMPTY)
         } else if let Some(chain) = depot::pop(cache.node, class) {
             chain
         } else {
-            let chain = central::refill(class, cache.node, magazine_blocks(class), cx.segments);
-            if chain.is_empty() {
-                return ptr::null_mut();
+            if carve.left == 0 {
+                let Refill { chain, carve: fresh } =
+                    central::refill(class, cache.node, magazine_blocks(class), cx.segments);
+                *carve = fresh;
+                if !chain.is_empty() {
+                    let mut chain = chain;
+                    let block = chain.pop().unwrap_or(ptr::null_mut());
+                    cache.bins[class].install(chain);
+                    return block.cast();
+                }
             }
-            chain
+            // The carve's blocks are ours (`refill` counted them out of their span).
+            carve.take(class, extend_blocks(class))
         };
+        // An empty chain here means the OS refused memory: null.
         let block = chain.pop().unwrap_or(ptr::null_mut());
-        let bin = &mut cache.bins[class];
-        bin.head = chain.head;
-        bin.count = chain.count;
+        cache.bins[class].install(chain);
         block.cast()
+    }
+}
+
+/// Fresh blocks linked into a list at a time: about 4 KiB of them, as mimalloc extends a
+/// page's free list, so the lines written are the ones about to be used.
+const fn extend_blocks(class: usize) -> u32 {
+    let blocks = 4096 / super::size_class::BLOCK_SIZE[class] as u32;
+    let most = magazine_blocks(class);
+    if blocks == 0 {
+        1
+    } else if blocks > most {
+        most
+    } else {
+        blocks
     }
 }
 
@@ -228,7 +266,15 @@ unsafe fn flush(node: usize, class: usize, chain: Chain, cx: &SlowPathContext) {
 
 /// One block, for a thread whose cache is gone.
 fn alloc_uncached(class: usize, node: usize, cx: &SlowPathContext) -> *mut u8 {
-    let mut chain = depot::pop(node, class).unwrap_or_else(|| central::refill(class, node, 1, cx.segments));
+    let mut chain = depot::pop(node, class).unwrap_or_else(|| {
+        let Refill { mut chain, mut carve } = central::refill(class, node, 1, cx.segments);
+        if chain.is_empty() {
+            // SAFETY: the carve's blocks are ours, counted out of their span by `refill`.
+            chain = unsafe { carve.take(class, 1) };
+        }
+        debug_assert_eq!(carve.left, 0, "a refill of one block returns one block");
+        chain
+    });
     // SAFETY: the chain is a well-formed chain of free blocks we own.
     let block = unsafe { chain.pop() }.unwrap_or(ptr::null_mut());
     if !chain.is_empty() {
@@ -294,6 +340,11 @@ unsafe fn empty(cache: *mut ThreadCache, dead: bool) {
                 count: core::mem::replace(&mut bin.count, 0),
             },
             core::mem::replace(&mut cache.spares[class], Chain::EMPTY),
+            {
+                let mut carve = core::mem::replace(&mut cache.carves[class], Carve::EMPTY);
+                // SAFETY: the carve's blocks are the cache's, counted out of their span.
+                unsafe { carve.take(class, u32::MAX) }
+            },
         ];
         if dead {
             bin.limit = 0;
@@ -325,6 +376,9 @@ pub(crate) fn cached_bytes() -> usize {
     // SAFETY: this thread's cache, read without other borrows live.
     let cache = unsafe { &*current() };
     (0..CLASSES)
-        .map(|class| (cache.bins[class].count + cache.spares[class].count) as usize * block_size(class))
+        .map(|class| {
+            let blocks = cache.bins[class].count + cache.spares[class].count + cache.carves[class].left;
+            blocks as usize * block_size(class)
+        })
         .sum()
 }
