@@ -205,7 +205,7 @@ pub(crate) unsafe fn alloc_slow(cache: *mut ThreadCache, class: usize, cx: &Slow
 /// Fresh blocks linked into a list at a time: about 4 KiB of them, as mimalloc extends a
 /// page's free list, so the lines written are the ones about to be used.
 const fn extend_blocks(class: usize) -> u32 {
-    let blocks = 4096 / super::size_class::BLOCK_SIZE[class] as u32;
+    let blocks = 4096 / super::size_class::BLOCK_SIZE[class];
     let most = magazine_blocks(class);
     if blocks == 0 {
         1
