@@ -204,3 +204,33 @@ fn purge_returns_free_spans() {
         );
     }
 }
+
+#[test]
+fn stats_count_cache_hits_misses_and_blocks_out() {
+    use pinalloc::global::size_class::{block_size, class_of};
+    let layout = Layout::from_size_align(3000, 8).unwrap();
+    let class = class_of(3000, 8).unwrap();
+    let n = if cfg!(miri) { 60 } else { 5_000 };
+    let before = ALLOC.stats();
+    let blocks: Vec<_> = (0..n).map(|_| ALLOC.allocate(layout).unwrap()).collect();
+    let during = ALLOC.stats();
+    // Other tests run concurrently: every figure below is a lower bound of what this test
+    // itself caused (counters only grow, and our blocks stay out while we hold them).
+    assert!(during.classes[class].out_blocks >= n, "our blocks are out of their spans");
+    assert!(during.allocated_bytes >= n * block_size(class), "{} bytes", during.allocated_bytes);
+    assert!(during.active_bytes >= n * block_size(class), "{} bytes", during.active_bytes);
+    for block in blocks {
+        // SAFETY: live with `layout`.
+        unsafe { ALLOC.deallocate(block.cast(), layout) };
+    }
+    let after = ALLOC.stats();
+    let (b, a) = (&before.classes[class], &after.classes[class]);
+    let allocs = (a.alloc_hits + a.alloc_misses) - (b.alloc_hits + b.alloc_misses);
+    let frees = (a.free_hits + a.free_misses) - (b.free_hits + b.free_misses);
+    assert!(allocs >= n as u64 && frees >= n as u64, "{allocs} allocations, {frees} frees counted");
+    // Fresh blocks come four at a time and a list holds ten of this class, so most calls hit
+    // and some miss.
+    assert!(a.alloc_hits - b.alloc_hits >= n as u64 / 2, "{} alloc hits", a.alloc_hits - b.alloc_hits);
+    assert!(a.free_hits - b.free_hits >= n as u64 / 2, "{} free hits", a.free_hits - b.free_hits);
+    assert!(a.alloc_misses > b.alloc_misses && a.free_misses > b.free_misses);
+}

@@ -57,13 +57,21 @@ impl Chain {
 /// One class's spans with blocks to give, as an intrusive doubly linked list.
 pub(crate) struct Central {
     partial: *mut Span,
+    /// Blocks of the class out of their spans: in the program's hands, thread caches and
+    /// depots (for statistics).
+    out_blocks: usize,
 }
 
 // SAFETY: the spans the list points to are guarded by the lock this value lives in.
 unsafe impl Send for Central {}
 
 pub(crate) static CENTRAL: [SpinLock<Central>; CLASSES] =
-    [const { SpinLock::new(Central { partial: ptr::null_mut() }) }; CLASSES];
+    [const { SpinLock::new(Central { partial: ptr::null_mut(), out_blocks: 0 }) }; CLASSES];
+
+/// Blocks of `class` out of their spans (see [`Central`]).
+pub(crate) fn out_blocks(class: usize) -> usize {
+    CENTRAL[class].lock().out_blocks
+}
 
 impl Central {
     /// # Safety
@@ -205,6 +213,7 @@ pub(crate) fn refill(class: usize, node: usize, want: u32, options: SegmentOptio
             }
         }
     }
+    central.out_blocks += (refill.chain.count + refill.carve.left) as usize;
     refill
 }
 
@@ -232,6 +241,7 @@ pub(crate) unsafe fn give_back(class: usize, mut chain: Chain, now_ms: u64) -> b
             s.free = block;
             s.free_count += 1;
             s.outstanding -= 1;
+            central.out_blocks -= 1;
             if s.is_unused() {
                 if s.listed {
                     central.unlink(span);

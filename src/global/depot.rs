@@ -33,13 +33,23 @@ static MAGAZINES: NodePool<Magazine> = NodePool::new();
 
 struct Depot {
     stack: TreiberStack<Magazine, &'static NodePool<Magazine>>,
-    /// Magazines on the stack (approximate under races; only bounds the depot).
-    magazines: CachePadded<AtomicU32>,
+    /// Magazines and blocks on the stack (approximate under races; they bound the depot
+    /// and feed statistics, and order nothing: `Relaxed`, no partner).
+    counts: CachePadded<Counts>,
+}
+
+struct Counts {
+    magazines: AtomicU32,
+    blocks: AtomicU32,
 }
 
 static DEPOTS: [[Depot; CLASSES]; DEPOT_NODES] = [const {
-    [const { Depot { stack: TreiberStack::new(&MAGAZINES), magazines: CachePadded::new(AtomicU32::new(0)) } };
-        CLASSES]
+    [const {
+        Depot {
+            stack: TreiberStack::new(&MAGAZINES),
+            counts: CachePadded::new(Counts { magazines: AtomicU32::new(0), blocks: AtomicU32::new(0) }),
+        }
+    }; CLASSES]
 }; DEPOT_NODES];
 
 fn depot(node: usize, class: usize) -> &'static Depot {
@@ -57,13 +67,15 @@ pub(crate) fn push(node: usize, class: usize, chain: Chain, magazine_blocks: u32
     let depot = depot(node, class);
     // Relaxed: a bound, not a synchronisation; the stack's own Release/Acquire publishes
     // the blocks.
-    if depot.magazines.load(Ordering::Relaxed) >= capacity(class, magazine_blocks) {
+    if depot.counts.magazines.load(Ordering::Relaxed) >= capacity(class, magazine_blocks) {
         return Err(chain);
     }
     match MAGAZINES.insert(Magazine(chain)) {
         Ok(node) => {
+            // Counted before the push, so a racing pop never takes a count below zero.
+            depot.counts.magazines.fetch_add(1, Ordering::Relaxed);
+            depot.counts.blocks.fetch_add(chain.count, Ordering::Relaxed);
             depot.stack.push(node);
-            depot.magazines.fetch_add(1, Ordering::Relaxed);
             Ok(())
         }
         Err(_) => Err(chain),
@@ -74,7 +86,8 @@ pub(crate) fn push(node: usize, class: usize, chain: Chain, magazine_blocks: u32
 pub(crate) fn pop(node: usize, class: usize) -> Option<Chain> {
     let depot = depot(node, class);
     let magazine = depot.stack.pop()?;
-    depot.magazines.fetch_sub(1, Ordering::Relaxed);
+    depot.counts.magazines.fetch_sub(1, Ordering::Relaxed);
+    depot.counts.blocks.fetch_sub(magazine.0.count, Ordering::Relaxed);
     Some(magazine.0)
     // Dropping the token releases the node to the pool for the next push.
 }
@@ -84,7 +97,8 @@ pub(crate) fn drain(class: usize, mut each: impl FnMut(Chain)) {
     for node in 0..DEPOT_NODES {
         let depot = depot(node, class);
         for magazine in depot.stack.pop_all() {
-            depot.magazines.fetch_sub(1, Ordering::Relaxed);
+            depot.counts.magazines.fetch_sub(1, Ordering::Relaxed);
+            depot.counts.blocks.fetch_sub(magazine.0.count, Ordering::Relaxed);
             each(magazine.0);
         }
     }
@@ -97,5 +111,10 @@ pub(crate) fn cas_retries(class: usize) -> u64 {
 
 /// Magazines parked in the depot of `class` on each node.
 pub(crate) fn parked_magazines(class: usize) -> [u32; DEPOT_NODES] {
-    core::array::from_fn(|node| depot(node, class).magazines.load(Ordering::Relaxed))
+    core::array::from_fn(|node| depot(node, class).counts.magazines.load(Ordering::Relaxed))
+}
+
+/// Blocks parked in the depots of `class`, all nodes together.
+pub(crate) fn parked_blocks(class: usize) -> usize {
+    (0..DEPOT_NODES).map(|node| depot(node, class).counts.blocks.load(Ordering::Relaxed) as usize).sum()
 }

@@ -16,6 +16,17 @@ use crate::os::{HugePages, MapOptions, Mapping, RawMapping};
 use crate::sync::SpinLock;
 use core::alloc::Layout;
 use core::ptr;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+/// Bytes of the mappings behind live large blocks. `Relaxed`, no partner: a statistic; a
+/// block's addition happens before its subtraction because the program hands the pointer
+/// from `alloc` to `dealloc`, so the count never goes below zero.
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// Bytes of the mappings behind live large blocks.
+pub(crate) fn live_bytes() -> usize {
+    LIVE_BYTES.load(Ordering::Relaxed)
+}
 
 /// Freed large mappings kept for reuse.
 pub(crate) const CACHE_SLOTS: usize = 16;
@@ -60,6 +71,7 @@ fn take_cached(len: usize, align: usize) -> Option<RawMapping> {
 /// Keeps a freed mapping for reuse, or unmaps it (or the oldest cached one) if the cache
 /// is full.
 fn give_to_cache(mapping: RawMapping, now_ms: u64) {
+    LIVE_BYTES.fetch_sub(mapping.len, Ordering::Relaxed);
     let evicted = {
         let mut cache = CACHE.lock();
         if mapping.len > CACHE_MAX_BYTES {
@@ -160,6 +172,7 @@ pub(crate) fn alloc(layout: Layout, huge_pages: HugePages, zeroed: bool) -> *mut
 /// # Safety
 /// `raw` is a mapping owned by the caller, longer than `offset >= 64` bytes.
 unsafe fn install(raw: RawMapping, offset: usize) -> *mut u8 {
+    LIVE_BYTES.fetch_add(raw.len, Ordering::Relaxed);
     let header: *mut LargeHeader = raw.ptr.as_ptr().cast();
     // SAFETY: per the contract.
     unsafe {
@@ -218,6 +231,7 @@ pub(crate) unsafe fn realloc(ptr: *mut u8, layout: Layout, new_size: usize, now_
         if result.is_err() {
             return ptr::null_mut();
         }
+        LIVE_BYTES.fetch_sub(current.len, Ordering::Relaxed);
         install(raw, offset)
     }
 }

@@ -44,6 +44,7 @@
 
 mod allocator_api;
 mod central;
+mod counters;
 mod depot;
 mod large;
 mod purge;
@@ -196,14 +197,29 @@ impl PinAlloc {
 
     /// A snapshot of the allocator's statistics.
     pub fn stats(&self) -> Stats {
+        let classes: [ClassStats; CLASSES] = core::array::from_fn(|class| {
+            let [alloc_hits, alloc_misses, free_hits, free_misses] = counters::snapshot(class);
+            let (own_alloc_hits, own_free_hits) = thread_cache::unfolded_hits(class);
+            ClassStats {
+                block_size: block_size(class),
+                out_blocks: central::out_blocks(class),
+                depot_blocks: depot::parked_blocks(class),
+                depot_magazines_per_node: depot::parked_magazines(class),
+                depot_cas_retries: depot::cas_retries(class),
+                alloc_hits: alloc_hits + own_alloc_hits,
+                alloc_misses,
+                free_hits: free_hits + own_free_hits,
+                free_misses,
+            }
+        });
+        let small_allocated: usize =
+            classes.iter().map(|c| c.out_blocks.saturating_sub(c.depot_blocks) * c.block_size).sum();
+        let large_live = large::live_bytes();
         let segments = segment::SEGMENTS.lock();
         let os = os::counters();
-        let classes = core::array::from_fn(|class| ClassStats {
-            block_size: block_size(class),
-            depot_magazines_per_node: depot::parked_magazines(class),
-            depot_cas_retries: depot::cas_retries(class),
-        });
         Stats {
+            allocated_bytes: small_allocated + large_live,
+            active_bytes: segments.span_pages * segment::PAGE + large_live,
             mapped_bytes: os.mapped_bytes,
             small_resident_bytes: segments.resident_pages * segment::PAGE,
             segments: segments.segments,
@@ -224,6 +240,13 @@ fn parse_u64(text: &[u8]) -> Option<u64> {
 /// What [`PinAlloc::stats`] reports.
 #[derive(Clone, Debug)]
 pub struct Stats {
+    /// Bytes of blocks out of the allocator's shared structures: held by the program or
+    /// cached by its threads (small blocks at their class size, large ones at their
+    /// mapping's length).
+    pub allocated_bytes: usize,
+    /// Bytes of pages given to spans of small blocks, plus the mappings of live large blocks:
+    /// memory the allocator cannot purge now.
+    pub active_bytes: usize,
     /// Bytes mapped from the OS by the whole crate (segments, large blocks, pools).
     pub mapped_bytes: usize,
     /// Bytes of small-block segments that are resident: pages in spans, free pages not yet
@@ -248,6 +271,19 @@ pub struct Stats {
 pub struct ClassStats {
     /// The class's block size.
     pub block_size: usize,
+    /// Blocks out of their spans: with the program, in thread caches or in depots.
+    pub out_blocks: usize,
+    /// Blocks parked in the class's depots (all nodes).
+    pub depot_blocks: usize,
+    /// Allocations served by a thread's own list (the fast path). Each thread's counts are
+    /// folded in at its next miss or exit; the calling thread's are always included.
+    pub alloc_hits: u64,
+    /// Allocations that took the slow path (spare, depot or central layer).
+    pub alloc_misses: u64,
+    /// Frees that went onto a thread's own list.
+    pub free_hits: u64,
+    /// Frees that took the slow path (the list was full).
+    pub free_misses: u64,
     /// Magazines parked in the class's depot of each NUMA node (nodes beyond
     /// [`DEPOT_NODES`] share depots modulo this count).
     pub depot_magazines_per_node: [u32; DEPOT_NODES],

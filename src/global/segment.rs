@@ -165,6 +165,8 @@ pub(crate) struct Segments {
     pub resident_pages: usize,
     /// Pages purged since start.
     pub purged_pages: usize,
+    /// Pages in spans (the rest of the segments' pages are free).
+    pub span_pages: usize,
     /// Whether some page is dirty (so the purger has work).
     pub dirty: bool,
 }
@@ -178,6 +180,7 @@ pub(crate) static SEGMENTS: SpinLock<Segments> = SpinLock::new(Segments {
     segments: 0,
     resident_pages: 0,
     purged_pages: 0,
+    span_pages: 0,
     dirty: false,
 });
 
@@ -231,6 +234,7 @@ impl Segments {
             let reused_dirty = ((*segment).dirty_pages & mask).count_ones() as usize;
             (*segment).dirty_pages &= !mask;
             self.resident_pages += pages - reused_dirty;
+            self.span_pages += pages;
             for page in first..first + pages {
                 (*segment).page_span[page] = first as u8;
             }
@@ -294,6 +298,7 @@ impl Segments {
             let mask = ((1u64 << pages) - 1) << first;
             (*segment).free_pages |= mask;
             (*segment).dirty_pages |= mask;
+            self.span_pages -= pages;
             for page in first..first + pages {
                 (*segment).dirty_since[page] = now_ms;
             }

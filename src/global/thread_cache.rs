@@ -16,6 +16,7 @@
 //! one block at a time by the central layer.
 
 use super::central::{self, Carve, Chain, Refill};
+use super::counters::{self, Miss};
 use super::depot;
 use super::segment::{Block, SegmentOptions};
 use super::size_class::{CLASSES, block_size};
@@ -32,6 +33,10 @@ pub(crate) struct Bin {
     pub count: u32,
     /// Blocks the list may hold before it is swapped out; 0 while the cache is not set up.
     pub limit: u32,
+    /// Allocations and frees served by this list since the last fold into the class's
+    /// statistics (see [`super::counters`]); on the line the fast path touches anyway.
+    pub alloc_hits: u64,
+    pub free_hits: u64,
 }
 
 impl Bin {
@@ -49,6 +54,7 @@ impl Bin {
         // SAFETY: per the contract `block` is a free block whose first word is the link.
         self.head = unsafe { (*block).next };
         self.count -= 1;
+        self.alloc_hits += 1;
         Some(block.cast())
     }
 
@@ -61,12 +67,23 @@ impl Bin {
         if self.count >= self.limit {
             return false;
         }
+        // SAFETY: per the contract.
+        unsafe { self.push(block) };
+        self.free_hits += 1;
+        true
+    }
+
+    /// Puts `block` on the list, room or not (the slow path, uncounted).
+    ///
+    /// # Safety
+    /// As for [`Bin::try_push`].
+    #[inline(always)]
+    unsafe fn push(&mut self, block: *mut u8) {
         let block = block.cast::<Block>();
         // SAFETY: per the contract the block is ours to link.
         unsafe { (*block).next = self.head };
         self.head = block;
         self.count += 1;
-        true
     }
 }
 
@@ -99,7 +116,7 @@ pub(crate) struct ThreadCache {
 
 impl ThreadCache {
     const FRESH: ThreadCache = ThreadCache {
-        bins: [Bin { head: ptr::null_mut(), count: 0, limit: 0 }; CLASSES],
+        bins: [Bin { head: ptr::null_mut(), count: 0, limit: 0, alloc_hits: 0, free_hits: 0 }; CLASSES],
         spares: [Chain::EMPTY; CLASSES],
         carves: [Carve::EMPTY; CLASSES],
         node: usize::MAX,
@@ -167,6 +184,7 @@ unsafe fn set_up(cache: *mut ThreadCache) {
 pub(crate) unsafe fn alloc_slow(cache: *mut ThreadCache, class: usize, cx: &SlowPathContext) -> *mut u8 {
     // SAFETY: per the contract.
     unsafe {
+        counters::miss(class, &mut (*cache).bins[class], Miss::Alloc);
         match (*cache).state {
             State::Fresh => set_up(cache),
             State::Dead => return alloc_uncached(class, (*cache).node, cx),
@@ -202,13 +220,13 @@ pub(crate) unsafe fn alloc_slow(cache: *mut ThreadCache, class: usize, cx: &Slow
     }
 }
 
-/// Fresh blocks linked into a list at a time: about 4 KiB of them, as mimalloc extends a
-/// page's free list, so the lines written are the ones about to be used.
+/// Fresh blocks linked into a list at a time: about 4 KiB of them (at least 4), as mimalloc
+/// extends a page's free list, so the lines written are the ones about to be used.
 const fn extend_blocks(class: usize) -> u32 {
     let blocks = 4096 / super::size_class::BLOCK_SIZE[class];
     let most = magazine_blocks(class);
-    if blocks == 0 {
-        1
+    if blocks < 4 {
+        4
     } else if blocks > most {
         most
     } else {
@@ -229,6 +247,7 @@ pub(crate) unsafe fn dealloc_slow(
 ) {
     // SAFETY: per the contract.
     unsafe {
+        counters::miss(class, &mut (*cache).bins[class], Miss::Free);
         match (*cache).state {
             State::Fresh => set_up(cache),
             State::Dead => return dealloc_uncached(class, block, cx),
@@ -245,9 +264,7 @@ pub(crate) unsafe fn dealloc_slow(
             bin.head = ptr::null_mut();
             bin.count = 0;
         }
-        // The list was emptied above if it was full, so there is room.
-        let pushed = bin.try_push(block);
-        debug_assert!(pushed);
+        bin.push(block);
     }
 }
 
@@ -334,6 +351,7 @@ unsafe fn empty(cache: *mut ThreadCache, dead: bool) {
     }
     for class in 0..CLASSES {
         let bin = &mut cache.bins[class];
+        counters::fold(class, bin);
         let chains = [
             Chain {
                 head: core::mem::replace(&mut bin.head, ptr::null_mut()),
@@ -369,6 +387,13 @@ impl Drop for FlushAtExit {
         // SAFETY: this thread's cache, not borrowed (destructors run outside allocator calls).
         unsafe { empty(current(), true) }
     }
+}
+
+/// This thread's hits of `class` not folded into the global counters yet.
+pub(crate) fn unfolded_hits(class: usize) -> (u64, u64) {
+    // SAFETY: this thread's cache, read without other borrows live.
+    let bin = unsafe { &(*current()).bins[class] };
+    (bin.alloc_hits, bin.free_hits)
 }
 
 /// Blocks held by this thread's cache, per class (for statistics and tests).
