@@ -133,7 +133,13 @@ impl Carve {
         // Link back to front so the chain hands the blocks out in address order.
         for i in (0..n as usize).rev() {
             // SAFETY: block `i < left` lies in the carve, which is ours.
-            unsafe { chain.push(self.next.add(i * size).cast()) };
+            unsafe {
+                let block = self.next.add(i * size);
+                if super::debug_checks::ENABLED {
+                    super::debug_checks::poison(block, size);
+                }
+                chain.push(block.cast());
+            }
         }
         // SAFETY: `n <= left` blocks lie in the carve; one past its end at most.
         self.next = unsafe { self.next.add(n as usize * size) };

@@ -185,7 +185,7 @@ unsafe fn install(raw: RawMapping, offset: usize) -> *mut u8 {
 ///
 /// # Safety
 /// `ptr` came from [`alloc`] (or [`realloc`]) with this alignment and is live.
-unsafe fn header(ptr: *mut u8, align: usize) -> *mut LargeHeader {
+pub(crate) unsafe fn header(ptr: *mut u8, align: usize) -> *mut LargeHeader {
     // SAFETY: per the contract the header sits `offset_for(align)` bytes before `ptr`.
     unsafe { ptr.sub(offset_for(align)).cast() }
 }

@@ -41,10 +41,17 @@
 //!
 //! All `PinAlloc` values share one process-wide heap; the configuration of the first one
 //! used (plus the environment) applies.
+//!
+//! # Debug checks
+//! With the cargo feature `debug-checks`, every call is validated against the segment
+//! metadata and free blocks are poisoned: double frees, frees with the wrong layout, frees
+//! of interior pointers and writes after free abort the process with a message (see the
+//! `debug_checks` module). Without the feature the checks compile away entirely.
 
 mod allocator_api;
 mod central;
 mod counters;
+mod debug_checks;
 mod depot;
 mod large;
 mod purge;
@@ -318,6 +325,10 @@ unsafe impl GlobalAlloc for PinAlloc {
     /// `#[global_allocator]`, 23 with LTO; mimalloc's costs 79).
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if debug_checks::ENABLED {
+            // SAFETY: forwarded contract.
+            return unsafe { self.alloc_checked(layout) };
+        }
         if let Some(class) = size_class::small_class(layout.size(), layout.align()) {
             // SAFETY: this thread's cache; `class < CLASSES`; a non-null head is a free
             // block of this class owned by the cache, whose first word links the next.
@@ -334,6 +345,10 @@ unsafe impl GlobalAlloc for PinAlloc {
     /// The fast path's mirror: a small block goes on this thread's list if it has room.
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if debug_checks::ENABLED {
+            // SAFETY: forwarded contract.
+            return unsafe { self.dealloc_checked(ptr, layout) };
+        }
         if let Some(class) = size_class::small_class(layout.size(), layout.align()) {
             // SAFETY: this thread's cache; `ptr` is a block of `class` (the same layout
             // gives the same class) that the caller gives up.
@@ -393,6 +408,41 @@ unsafe impl GlobalAlloc for PinAlloc {
 }
 
 impl PinAlloc {
+    /// `alloc` under the debug checks: the block must come out of its list intact.
+    ///
+    /// # Safety
+    /// As for `GlobalAlloc::alloc`.
+    #[inline(never)]
+    unsafe fn alloc_checked(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded contract; the block returned is ours with its class's size.
+        unsafe {
+            let block = self.alloc_general(layout);
+            if !block.is_null() {
+                match class_of(layout.size(), layout.align()) {
+                    Some(class) => debug_checks::unpoison(block, block_size(class)),
+                    None => debug_checks::junk(block, layout.size()),
+                }
+            }
+            block
+        }
+    }
+
+    /// `dealloc` under the debug checks: the free is validated, the block poisoned.
+    ///
+    /// # Safety
+    /// As for `GlobalAlloc::dealloc`.
+    #[inline(never)]
+    unsafe fn dealloc_checked(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded contract: `ptr` is (claimed to be) a live block of `layout`.
+        unsafe {
+            debug_checks::check_free(ptr, layout);
+            if let Some(class) = class_of(layout.size(), layout.align()) {
+                debug_checks::poison(ptr, block_size(class));
+            }
+            self.dealloc_general(ptr, layout)
+        }
+    }
+
     /// Every allocation the inlined fast path does not serve: medium sizes, over-aligned and
     /// large requests, and empty lists.
     ///

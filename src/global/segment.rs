@@ -27,7 +27,7 @@ pub const PAGE: usize = 64 << 10;
 /// Pages in a segment; page 0 is the header.
 pub const PAGES: usize = SEGMENT / PAGE;
 
-const MAGIC: u64 = 0x5049_4e41_4c4c_4f43; // "PINALLOC"
+pub(crate) const MAGIC: u64 = 0x5049_4e41_4c4c_4f43; // "PINALLOC"
 
 /// A free block: its first word links it into a free list.
 #[repr(C)]

@@ -49,4 +49,4 @@ pub use error::OsError;
 pub use mapping::{MapOptions, Mapping, RawMapping};
 pub use numa::yield_now;
 pub use pages::{HugePages, PageTier, TierStatus, page_size, reprobe_huge_pages, tier_status};
-pub use process::{at_fork, env_var, futex_wait, futex_wake, monotonic_ms};
+pub use process::{at_fork, env_var, fatal, futex_wait, futex_wake, monotonic_ms};

@@ -33,3 +33,9 @@ pub fn env_var(name: &CStr) -> Option<&'static [u8]> {
 pub fn at_fork(prepare: extern "C" fn(), parent: extern "C" fn(), child: extern "C" fn()) -> bool {
     backend::at_fork(prepare, parent, child)
 }
+
+/// Writes `message` to standard error and aborts: the answer to heap corruption found by the
+/// allocator's debug checks, where unwinding is not allowed and continuing would be unsound.
+pub fn fatal(message: &str) -> ! {
+    backend::fatal(message)
+}

@@ -150,3 +150,9 @@ pub(crate) fn env_var(_name: &CStr) -> Option<&'static [u8]> {
 pub(crate) fn at_fork(_prepare: extern "C" fn(), _parent: extern "C" fn(), _child: extern "C" fn()) -> bool {
     false
 }
+
+pub(crate) fn fatal(message: &str) -> ! {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(message.as_bytes());
+    std::process::abort()
+}

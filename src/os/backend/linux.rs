@@ -380,3 +380,18 @@ pub(crate) fn at_fork(prepare: extern "C" fn(), parent: extern "C" fn(), child: 
     // SAFETY: the handlers are plain functions with static lifetime.
     unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) == 0 }
 }
+
+/// Writes `message` to standard error and aborts the process (no allocation, no unwinding).
+pub(crate) fn fatal(message: &str) -> ! {
+    let mut rest = message.as_bytes();
+    while !rest.is_empty() {
+        // SAFETY: writes from a live slice; a failed write only loses the message.
+        let written = unsafe { libc::write(2, rest.as_ptr().cast(), rest.len()) };
+        if written <= 0 {
+            break;
+        }
+        rest = &rest[written as usize..];
+    }
+    // SAFETY: abort takes no arguments and does not return.
+    unsafe { libc::abort() }
+}
