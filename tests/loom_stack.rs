@@ -190,3 +190,62 @@ fn concurrent_insert_and_release() {
         assert_eq!(pool.created(), 2, "one of them reused the released node");
     });
 }
+
+/// The depot protocol ([`BoundedStack`]): two threads exchange weighed entries (magazines)
+/// through one bounded stack while its counts run beside it. Every entry ends up exactly
+/// once in someone's hands or on the stack, the bound holds, and the counts never fall
+/// below the contents (a wrap below zero would show as a huge value). Counting after the
+/// push instead of before fails this model within a second.
+#[test]
+fn depot_exchange_keeps_entries_and_counts() {
+    use pinalloc::stack::{BoundedStack, Weighed};
+
+    #[derive(Clone, Copy)]
+    struct Magazine {
+        id: u32,
+        blocks: u32,
+    }
+    impl Weighed for Magazine {
+        fn weight(&self) -> u32 {
+            self.blocks
+        }
+    }
+    const BOUND: u32 = 2;
+    model(|| {
+        let depot = Arc::new(BoundedStack::new(Arc::new(NodePool::<Magazine>::new())));
+        let workers: Vec<_> = [(0, 3), (1, 5)]
+            .into_iter()
+            .map(|(id, blocks)| {
+                let depot = depot.clone();
+                thread::spawn(move || {
+                    let mut held = Vec::new();
+                    if let Err(back) = depot.push(Magazine { id, blocks }, BOUND) {
+                        held.push(back.id);
+                    }
+                    assert!(depot.entries() <= BOUND && depot.weight() <= 8, "counts in range");
+                    if let Some(m) = depot.pop() {
+                        assert!(depot.weight() <= 8, "no wrap below zero");
+                        held.push(m.id);
+                    }
+                    held
+                })
+            })
+            .collect();
+        let mut seen = [0; 2];
+        for w in workers {
+            for id in w.join().unwrap() {
+                seen[id as usize] += 1;
+            }
+        }
+        let (entries, weight) = (depot.entries(), depot.weight());
+        let (mut drained, mut drained_weight) = (0, 0);
+        depot.drain(|m| {
+            seen[m.id as usize] += 1;
+            drained += 1;
+            drained_weight += m.blocks;
+        });
+        assert_eq!(seen, [1, 1], "every magazine exactly once");
+        assert_eq!((entries, weight), (drained, drained_weight), "at rest the counts are exact");
+        assert_eq!((depot.entries(), depot.weight()), (0, 0));
+    });
+}

@@ -11,9 +11,7 @@
 
 use super::central::Chain;
 use super::size_class::{CLASSES, block_size};
-use crate::stack::{NodePool, TreiberStack};
-use crate::sync::{AtomicU32, Ordering};
-use crossbeam_utils::CachePadded;
+use crate::stack::{BoundedStack, NodePool, Weighed};
 
 /// NUMA nodes with a depot of their own; a machine with more shares them by `node % DEPOT_NODES`.
 pub const DEPOT_NODES: usize = 8;
@@ -23,34 +21,27 @@ pub(crate) const DEPOT_BYTES: usize = 4 << 20;
 
 /// A batch of blocks in transit. The blocks are free memory owned by whoever holds the
 /// magazine.
+#[derive(Clone, Copy)]
 pub(crate) struct Magazine(Chain);
 
 // SAFETY: the chain's blocks are free memory, owned by the magazine's holder alone; moving
 // the magazine to another thread moves that ownership.
 unsafe impl Send for Magazine {}
 
+impl Weighed for Magazine {
+    fn weight(&self) -> u32 {
+        self.0.count
+    }
+}
+
 static MAGAZINES: NodePool<Magazine> = NodePool::new();
 
-struct Depot {
-    stack: TreiberStack<Magazine, &'static NodePool<Magazine>>,
-    /// Magazines and blocks on the stack (approximate under races; they bound the depot
-    /// and feed statistics, and order nothing: `Relaxed`, no partner).
-    counts: CachePadded<Counts>,
-}
+/// One depot: the stack and its counts (see [`BoundedStack`] for why the counts never
+/// fall below the contents).
+type Depot = BoundedStack<Magazine, &'static NodePool<Magazine>>;
 
-struct Counts {
-    magazines: AtomicU32,
-    blocks: AtomicU32,
-}
-
-static DEPOTS: [[Depot; CLASSES]; DEPOT_NODES] = [const {
-    [const {
-        Depot {
-            stack: TreiberStack::new(&MAGAZINES),
-            counts: CachePadded::new(Counts { magazines: AtomicU32::new(0), blocks: AtomicU32::new(0) }),
-        }
-    }; CLASSES]
-}; DEPOT_NODES];
+static DEPOTS: [[Depot; CLASSES]; DEPOT_NODES] =
+    [const { [const { BoundedStack::new(&MAGAZINES) }; CLASSES] }; DEPOT_NODES];
 
 fn depot(node: usize, class: usize) -> &'static Depot {
     &DEPOTS[node % DEPOT_NODES][class]
@@ -64,57 +55,32 @@ fn capacity(class: usize, magazine_blocks: u32) -> u32 {
 /// Puts a magazine in node `node`'s depot for `class`; gives the chain back if the depot is
 /// full (or no magazine node can be had).
 pub(crate) fn push(node: usize, class: usize, chain: Chain, magazine_blocks: u32) -> Result<(), Chain> {
-    let depot = depot(node, class);
-    // Relaxed: a bound, not a synchronisation; the stack's own Release/Acquire publishes
-    // the blocks.
-    if depot.counts.magazines.load(Ordering::Relaxed) >= capacity(class, magazine_blocks) {
-        return Err(chain);
-    }
-    match MAGAZINES.insert(Magazine(chain)) {
-        Ok(node) => {
-            // Counted before the push, so a racing pop never takes a count below zero.
-            depot.counts.magazines.fetch_add(1, Ordering::Relaxed);
-            depot.counts.blocks.fetch_add(chain.count, Ordering::Relaxed);
-            depot.stack.push(node);
-            Ok(())
-        }
-        Err(_) => Err(chain),
-    }
+    depot(node, class).push(Magazine(chain), capacity(class, magazine_blocks)).map_err(|m| m.0)
 }
 
 /// Takes a magazine from node `node`'s depot for `class`.
 pub(crate) fn pop(node: usize, class: usize) -> Option<Chain> {
-    let depot = depot(node, class);
-    let magazine = depot.stack.pop()?;
-    depot.counts.magazines.fetch_sub(1, Ordering::Relaxed);
-    depot.counts.blocks.fetch_sub(magazine.0.count, Ordering::Relaxed);
-    Some(magazine.0)
-    // Dropping the token releases the node to the pool for the next push.
+    depot(node, class).pop().map(|m| m.0)
 }
 
 /// Takes every magazine of every depot of `class`, for purging.
 pub(crate) fn drain(class: usize, mut each: impl FnMut(Chain)) {
     for node in 0..DEPOT_NODES {
-        let depot = depot(node, class);
-        for magazine in depot.stack.pop_all() {
-            depot.counts.magazines.fetch_sub(1, Ordering::Relaxed);
-            depot.counts.blocks.fetch_sub(magazine.0.count, Ordering::Relaxed);
-            each(magazine.0);
-        }
+        depot(node, class).drain(|m| each(m.0));
     }
 }
 
 /// Failed compare-and-swaps on the depots of `class`, all nodes together.
 pub(crate) fn cas_retries(class: usize) -> u64 {
-    (0..DEPOT_NODES).map(|node| depot(node, class).stack.cas_retries()).sum()
+    (0..DEPOT_NODES).map(|node| depot(node, class).cas_retries()).sum()
 }
 
 /// Magazines parked in the depot of `class` on each node.
 pub(crate) fn parked_magazines(class: usize) -> [u32; DEPOT_NODES] {
-    core::array::from_fn(|node| depot(node, class).counts.magazines.load(Ordering::Relaxed))
+    core::array::from_fn(|node| depot(node, class).entries())
 }
 
 /// Blocks parked in the depots of `class`, all nodes together.
 pub(crate) fn parked_blocks(class: usize) -> usize {
-    (0..DEPOT_NODES).map(|node| depot(node, class).counts.blocks.load(Ordering::Relaxed) as usize).sum()
+    (0..DEPOT_NODES).map(|node| depot(node, class).weight() as usize).sum()
 }

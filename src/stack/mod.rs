@@ -48,9 +48,11 @@
 //! `--cfg pinalloc_untagged` (the tag never changes) they fail, which is how the guard is
 //! shown to matter.
 
+mod bounded;
 mod node_pool;
 mod tagged;
 mod treiber;
 
+pub use bounded::{BoundedStack, Weighed};
 pub use node_pool::{MAX_NODES, NodePool, NodePoolError, Owned, PoolRef, RawNode};
 pub use treiber::{Drain, TreiberStack};
