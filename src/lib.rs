@@ -39,12 +39,14 @@ mod sync;
 #[cfg(all(feature = "std", not(loom)))]
 pub use global::{PinAlloc, pin_current_thread};
 
-/// The crate's own unit tests run on its allocator. Not under miri yet: `dealloc` keeps the
-/// pointer the program hands back, with the program's borrow tag, and hands it out again;
-/// Stacked Borrows rejects that reuse once the old tag is popped (miri found it through
-/// `Box`/`String` in the test harness). The fix is to re-derive freed pointers from the
-/// segment's own provenance; until then miri checks the allocator through its `Allocator`
-/// API (tests/allocator_api.rs), where pointers are not retagged.
+/// The crate's own unit tests run on its allocator. Not under miri: freeing a `Box` that a
+/// function received by value happens while miri protects that argument, and the allocator's
+/// free-list write into the block then conflicts with the protector under both Stacked and
+/// Tree Borrows (the same report as rlsf's GlobalAlloc, yvt/rlsf#20). Pointers handed back
+/// are re-derived from the mapping's root provenance (`os::root_provenance`), which removes
+/// the other class of reports (reuse of the program's dead tags); until miri accepts
+/// allocator writes to freed protected memory, miri checks the allocator through its
+/// `Allocator` API (tests/allocator_api.rs).
 #[cfg(all(test, feature = "std", not(loom), not(miri)))]
 #[global_allocator]
 static TEST_ALLOCATOR: PinAlloc = PinAlloc::new();

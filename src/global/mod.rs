@@ -304,6 +304,7 @@ pub struct ClassStats {
 /// `ptr` was returned by this allocator and is live, and was allocated with an alignment
 /// below 4 MiB.
 pub unsafe fn usable_size(ptr: *const u8) -> usize {
+    let ptr = os::root_provenance(ptr.cast_mut());
     // SAFETY: per the contract `ptr` lies in a segment or a large mapping, both of which
     // start, at the 4 MiB boundary below it, with a header whose first fields agree.
     unsafe {
@@ -345,6 +346,8 @@ unsafe impl GlobalAlloc for PinAlloc {
     /// The fast path's mirror: a small block goes on this thread's list if it has room.
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // The identity except under miri (see `os::root_provenance`).
+        let ptr = os::root_provenance(ptr);
         if debug_checks::ENABLED {
             // SAFETY: forwarded contract.
             return unsafe { self.dealloc_checked(ptr, layout) };
@@ -378,6 +381,7 @@ unsafe impl GlobalAlloc for PinAlloc {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let ptr = os::root_provenance(ptr);
         let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
             return ptr::null_mut();
         };

@@ -45,6 +45,10 @@ pub use accounting::{OsCounters, counters};
 #[cfg(feature = "std")]
 pub use affinity::{available_cores, pin_current_thread_to_core};
 pub use backend::Purge;
+/// `ptr` with the provenance of the mapping holding it: the identity on Linux; under miri,
+/// re-derived from the fake mapping's root, so an allocator never reuses a program's tag.
+#[cfg(all(feature = "std", not(loom)))]
+pub(crate) use backend::root_provenance;
 pub use error::OsError;
 pub use mapping::{MapOptions, Mapping, RawMapping};
 pub use numa::yield_now;

@@ -33,7 +33,9 @@ pub(crate) fn map(req: &Request) -> Result<NonNull<u8>, i32> {
     let layout = layout(len, align)?;
     // SAFETY: `layout` has a non-zero size (the caller validated `len`).
     let ptr = unsafe { System.alloc_zeroed(layout) };
-    NonNull::new(ptr).ok_or(libc::ENOMEM)
+    let ptr = NonNull::new(ptr).ok_or(libc::ENOMEM)?;
+    roots::register(ptr.as_ptr(), len);
+    Ok(ptr)
 }
 
 /// # Safety
@@ -41,6 +43,7 @@ pub(crate) fn map(req: &Request) -> Result<NonNull<u8>, i32> {
 /// Linux backend, parts of a mapping cannot be unmapped here.
 pub(crate) unsafe fn unmap(ptr: NonNull<u8>, len: usize, align: usize) {
     if let Ok(layout) = layout(len, align) {
+        roots::unregister(ptr.as_ptr());
         // SAFETY: per the contract this is the block `map` allocated, with this layout.
         unsafe { System.dealloc(ptr.as_ptr(), layout) };
     }
@@ -93,6 +96,8 @@ pub(crate) unsafe fn remap(
     // valid layout with the same alignment (checked above).
     let new = unsafe { System.realloc(ptr.as_ptr(), old, new_len) };
     let new = NonNull::new(new).ok_or(libc::ENOMEM)?;
+    roots::unregister(ptr.as_ptr());
+    roots::register(new.as_ptr(), new_len);
     if new_len > old_len {
         // Fresh pages of a grown mapping read as zero, as mremap's do.
         // SAFETY: the tail lies inside the block just reallocated.
@@ -155,4 +160,81 @@ pub(crate) fn fatal(message: &str) -> ! {
     use std::io::Write;
     let _ = std::io::stderr().write_all(message.as_bytes());
     std::process::abort()
+}
+
+/// The pointer to the same address with the provenance of the mapping that holds it (see
+/// [`roots`]); `ptr` itself if no mapping does.
+#[cfg_attr(not(all(feature = "std", not(loom))), allow(dead_code))]
+pub(crate) fn root_provenance(ptr: *mut u8) -> *mut u8 {
+    roots::find(ptr)
+}
+
+/// Every live mapping's base pointer, which carries the root provenance of its heap block.
+///
+/// An allocator gets back the pointers it handed out with the *program's* borrow tags, and
+/// would hand them out again derived from those tags; miri (rightly) rejects that reuse once
+/// the program's tag is dead. The allocator therefore re-derives every pointer it is given
+/// from the root kept here, as a real allocator's pointers derive from its mapping. Without
+/// miri there are no tags and the Linux backend's `root_provenance` is the identity.
+mod roots {
+    use core::cell::UnsafeCell;
+    use core::ptr;
+    use core::sync::atomic::{AtomicBool, Ordering};
+
+    const SLOTS: usize = 1024;
+
+    struct Table {
+        locked: AtomicBool,
+        /// `(base, len)`; a null base is a free slot. Only the first `used` are ever set.
+        slots: UnsafeCell<([(*mut u8, usize); SLOTS], usize)>,
+    }
+
+    // SAFETY: `slots` is only touched while `locked` is held (see `with`).
+    unsafe impl Sync for Table {}
+
+    static TABLE: Table =
+        Table { locked: AtomicBool::new(false), slots: UnsafeCell::new(([(ptr::null_mut(), 0); SLOTS], 0)) };
+
+    /// Runs `f` on the slots in use (and the count of them), under the table's lock.
+    fn with<R>(f: impl FnOnce(&mut [(*mut u8, usize); SLOTS], &mut usize) -> R) -> R {
+        // Acquire pairs with the Release below: the previous holder's writes are visible.
+        while TABLE.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            std::thread::yield_now();
+        }
+        // SAFETY: we hold the lock, so no other reference to the slots exists.
+        let (slots, used) = unsafe { &mut *TABLE.slots.get() };
+        let result = f(slots, used);
+        TABLE.locked.store(false, Ordering::Release);
+        result
+    }
+
+    pub(super) fn register(base: *mut u8, len: usize) {
+        // A full table only means later lookups fall back to the pointer given.
+        with(|slots, used| {
+            if let Some(i) = slots[..*used].iter().position(|s| s.0.is_null()) {
+                slots[i] = (base, len);
+            } else if *used < SLOTS {
+                slots[*used] = (base, len);
+                *used += 1;
+            }
+        });
+    }
+
+    pub(super) fn unregister(base: *mut u8) {
+        with(|slots, used| {
+            if let Some(slot) = slots[..*used].iter_mut().find(|s| s.0.addr() == base.addr()) {
+                *slot = (ptr::null_mut(), 0);
+            }
+        });
+    }
+
+    pub(super) fn find(ptr: *mut u8) -> *mut u8 {
+        let addr = ptr.addr();
+        with(|slots, used| {
+            slots[..*used]
+                .iter()
+                .find(|(base, len)| !base.is_null() && (base.addr()..base.addr() + len).contains(&addr))
+                .map_or(ptr, |(base, _)| base.with_addr(addr))
+        })
+    }
 }

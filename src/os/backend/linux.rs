@@ -395,3 +395,10 @@ pub(crate) fn fatal(message: &str) -> ! {
     // SAFETY: abort takes no arguments and does not return.
     unsafe { libc::abort() }
 }
+
+/// The identity: without miri, pointers carry no borrow tags (see the fake backend).
+#[inline(always)]
+#[cfg_attr(not(all(feature = "std", not(loom))), allow(dead_code))]
+pub(crate) fn root_provenance(ptr: *mut u8) -> *mut u8 {
+    ptr
+}
