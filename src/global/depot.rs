@@ -47,9 +47,10 @@ fn depot(node: usize, class: usize) -> &'static Depot {
     &DEPOTS[node % DEPOT_NODES][class]
 }
 
-/// Magazines a depot of `class` holds at most.
+/// Blocks a depot of `class` takes magazines until: `DEPOT_BYTES` of them, or four
+/// magazines' worth for the largest classes.
 fn capacity(class: usize, magazine_blocks: u32) -> u32 {
-    (DEPOT_BYTES / (block_size(class) * magazine_blocks as usize)).max(4) as u32
+    ((DEPOT_BYTES / block_size(class)) as u32).max(4 * magazine_blocks)
 }
 
 /// Puts a magazine in node `node`'s depot for `class`; gives the chain back if the depot is

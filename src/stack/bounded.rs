@@ -19,7 +19,8 @@ pub trait Weighed {
     fn weight(&self) -> u32;
 }
 
-/// A [`TreiberStack`] of `Copy` entries with at most a given number of them.
+/// A [`TreiberStack`] of `Copy` entries, refusing pushes once their total weight reaches a
+/// bound.
 pub struct BoundedStack<T, P: PoolRef<T>> {
     stack: TreiberStack<T, P>,
     counts: CachePadded<Counts>,
@@ -49,11 +50,12 @@ impl<T: Copy + Weighed, P: PoolRef<T>> BoundedStack<T, P> {
         }
     }
 
-    /// Pushes `value` if fewer than `max_entries` are on the stack (as counted) and the pool
-    /// has a node; otherwise gives it back.
-    pub fn push(&self, value: T, max_entries: u32) -> Result<(), T> {
+    /// Pushes `value` if the stack's weight (as counted) is below `max_weight` and the pool
+    /// has a node; otherwise gives it back. The weight can exceed the bound by at most one
+    /// entry per pushing thread.
+    pub fn push(&self, value: T, max_weight: u32) -> Result<(), T> {
         // Relaxed: a bound, not a synchronisation (see the module docs).
-        if self.counts.entries.load(Ordering::Relaxed) >= max_entries {
+        if self.counts.weight.load(Ordering::Relaxed) >= max_weight {
             return Err(value);
         }
         let pool: &NodePool<T> = self.stack.pool();
