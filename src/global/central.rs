@@ -160,9 +160,10 @@ pub(crate) struct Refill {
 /// whole rather than walk it.
 const SPLICE_SLACK: u32 = 4;
 
-/// About `want` blocks of `class` (up to `SPLICE_SLACK` times as many) for a thread on NUMA node `node`: the returned blocks of
-/// the class's spans first (a span's whole list is spliced in O(1) when it fits), then a
-/// carve of one span's untouched blocks, which ends the refill.
+/// About `want` blocks of `class` (up to `SPLICE_SLACK` times as many) for a thread on NUMA
+/// node `node`: the returned blocks of the class's spans first (a span's whole list is
+/// spliced in O(1) when it fits), then a carve of one span's untouched blocks, which ends
+/// the refill.
 pub(crate) fn refill(class: usize, node: usize, want: u32, options: SegmentOptions) -> Refill {
     let size = block_size(class);
     let mut refill = Refill { chain: Chain::EMPTY, carve: Carve::EMPTY };

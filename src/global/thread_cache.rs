@@ -86,6 +86,20 @@ impl Bin {
         self.head = block;
         self.count += 1;
     }
+
+    /// Makes `chain` the (empty) list's contents.
+    fn install(&mut self, chain: Chain) {
+        debug_assert!(self.head.is_null());
+        self.head = chain.head;
+        self.count = chain.count;
+    }
+
+    /// Takes the whole list out, leaving it empty.
+    fn take(&mut self) -> Chain {
+        let chain = Chain { head: self.head, count: self.count };
+        (self.head, self.count) = (ptr::null_mut(), 0);
+        chain
+    }
 }
 
 /// Asks for the line at `block` in exclusive state, ahead of the next allocation that reads
@@ -103,15 +117,6 @@ fn prefetch_for_write(block: *const Block) {
     }
     #[cfg(not(all(target_arch = "x86_64", not(miri))))]
     let _ = block;
-}
-
-impl Bin {
-    /// Makes `chain` the (empty) list's contents.
-    fn install(&mut self, chain: Chain) {
-        debug_assert!(self.head.is_null());
-        self.head = chain.head;
-        self.count = chain.count;
-    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -212,7 +217,7 @@ pub(crate) unsafe fn alloc_slow(cache: *mut ThreadCache, class: usize, cx: &Slow
         let spare = &mut cache.spares[class];
         let carve = &mut cache.carves[class];
         // Warm blocks first (this thread's spare, then the depot's), fresh ones last.
-        let mut chain = if !spare.is_empty() {
+        let chain = if !spare.is_empty() {
             core::mem::replace(spare, Chain::EMPTY)
         } else if let Some(chain) = depot::pop(cache.node, class) {
             chain
@@ -222,20 +227,26 @@ pub(crate) unsafe fn alloc_slow(cache: *mut ThreadCache, class: usize, cx: &Slow
                     central::refill(class, cache.node, magazine_blocks(class), cx.segments);
                 *carve = fresh;
                 if !chain.is_empty() {
-                    let mut chain = chain;
-                    let block = chain.pop().unwrap_or(ptr::null_mut());
-                    cache.bins[class].install(chain);
-                    return block.cast();
+                    return pop_and_install(&mut cache.bins[class], chain);
                 }
             }
             // The carve's blocks are ours (`refill` counted them out of their span).
             carve.take(class, extend_blocks(class))
         };
-        // An empty chain here means the OS refused memory: null.
-        let block = chain.pop().unwrap_or(ptr::null_mut());
-        cache.bins[class].install(chain);
-        block.cast()
+        pop_and_install(&mut cache.bins[class], chain)
     }
+}
+
+/// Hands out the chain's first block and makes the rest the (empty) bin's list. An empty
+/// chain means the OS refused memory: null.
+///
+/// # Safety
+/// The chain is a well-formed chain of free blocks of the bin's class, owned by the caller.
+unsafe fn pop_and_install(bin: &mut Bin, mut chain: Chain) -> *mut u8 {
+    // SAFETY: per the contract.
+    let block = unsafe { chain.pop() }.unwrap_or(ptr::null_mut());
+    bin.install(chain);
+    block.cast()
 }
 
 /// Fresh blocks linked into a list at a time: about 4 KiB of them (at least 4), as mimalloc
@@ -274,13 +285,10 @@ pub(crate) unsafe fn dealloc_slow(
         let cache = &mut *cache;
         let bin = &mut cache.bins[class];
         if bin.count >= bin.limit {
-            let full = Chain { head: bin.head, count: bin.count };
-            let old_spare = core::mem::replace(&mut cache.spares[class], full);
+            let old_spare = core::mem::replace(&mut cache.spares[class], bin.take());
             if !old_spare.is_empty() {
                 flush(cache.node, class, old_spare, cx);
             }
-            bin.head = ptr::null_mut();
-            bin.count = 0;
         }
         bin.push(block);
     }
@@ -370,18 +378,11 @@ unsafe fn empty(cache: *mut ThreadCache, dead: bool) {
     for class in 0..CLASSES {
         let bin = &mut cache.bins[class];
         counters::fold(class, bin);
-        let chains = [
-            Chain {
-                head: core::mem::replace(&mut bin.head, ptr::null_mut()),
-                count: core::mem::replace(&mut bin.count, 0),
-            },
-            core::mem::replace(&mut cache.spares[class], Chain::EMPTY),
-            {
-                let mut carve = core::mem::replace(&mut cache.carves[class], Carve::EMPTY);
-                // SAFETY: the carve's blocks are the cache's, counted out of their span.
-                unsafe { carve.take(class, u32::MAX) }
-            },
-        ];
+        let chains = [bin.take(), core::mem::replace(&mut cache.spares[class], Chain::EMPTY), {
+            let mut carve = core::mem::replace(&mut cache.carves[class], Carve::EMPTY);
+            // SAFETY: the carve's blocks are the cache's, counted out of their span.
+            unsafe { carve.take(class, u32::MAX) }
+        }];
         if dead {
             bin.limit = 0;
         }

@@ -72,9 +72,7 @@ impl<T: Copy + Weighed, P: PoolRef<T>> BoundedStack<T, P> {
     pub fn pop(&self) -> Option<T> {
         let node = self.stack.pop()?;
         let value = *node;
-        // Partner: the increments of the push that published `node` (see `push`).
-        self.counts.entries.fetch_sub(1, Ordering::Relaxed);
-        self.counts.weight.fetch_sub(value.weight(), Ordering::Relaxed);
+        self.uncount(&value);
         Some(value)
         // Dropping the token releases the node to the pool for the next push.
     }
@@ -83,10 +81,16 @@ impl<T: Copy + Weighed, P: PoolRef<T>> BoundedStack<T, P> {
     pub fn drain(&self, mut each: impl FnMut(T)) {
         for node in self.stack.pop_all() {
             let value = *node;
-            self.counts.entries.fetch_sub(1, Ordering::Relaxed);
-            self.counts.weight.fetch_sub(value.weight(), Ordering::Relaxed);
+            self.uncount(&value);
             each(value);
         }
+    }
+
+    /// Removes a taken entry from the counts. Partner: the increments of the push that
+    /// published it, which happen before the Acquire that took it (see the module docs).
+    fn uncount(&self, value: &T) {
+        self.counts.entries.fetch_sub(1, Ordering::Relaxed);
+        self.counts.weight.fetch_sub(value.weight(), Ordering::Relaxed);
     }
 
     /// Entries on the stack, as counted (at least the true number at that moment).

@@ -17,11 +17,12 @@ pub use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Orderi
 #[allow(unused_imports)]
 pub use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
-// The spin lock serves the allocator, which needs `std`; under loom it is built for its model.
-#[cfg(feature = "std")]
+// The spin lock serves the allocator, which needs `std`, and the miri OS fake's table of
+// mappings; under loom it is built for its model.
+#[cfg(any(feature = "std", miri))]
 #[cfg_attr(loom, allow(dead_code))] // under loom only its model uses it
 mod spin_lock;
-#[cfg(all(feature = "std", not(loom)))]
+#[cfg(all(any(feature = "std", miri), not(loom)))]
 pub(crate) use spin_lock::SpinLock;
 
 /// Busy-wait hint: a pause instruction normally, a yield to the model under loom (loom needs

@@ -177,64 +177,49 @@ pub(crate) fn root_provenance(ptr: *mut u8) -> *mut u8 {
 /// from the root kept here, as a real allocator's pointers derive from its mapping. Without
 /// miri there are no tags and the Linux backend's `root_provenance` is the identity.
 mod roots {
-    use core::cell::UnsafeCell;
+    use crate::sync::SpinLock;
     use core::ptr;
-    use core::sync::atomic::{AtomicBool, Ordering};
 
     const SLOTS: usize = 1024;
 
+    /// `(base, len)` of the live mappings, in `slots[..used]`; a null base is a free slot.
     struct Table {
-        locked: AtomicBool,
-        /// `(base, len)`; a null base is a free slot. Only the first `used` are ever set.
-        slots: UnsafeCell<([(*mut u8, usize); SLOTS], usize)>,
+        slots: [(*mut u8, usize); SLOTS],
+        used: usize,
     }
 
-    // SAFETY: `slots` is only touched while `locked` is held (see `with`).
-    unsafe impl Sync for Table {}
+    // SAFETY: the pointers are only compared and re-based, never dereferenced here, and the
+    // table is reached only through its lock.
+    unsafe impl Send for Table {}
 
-    static TABLE: Table =
-        Table { locked: AtomicBool::new(false), slots: UnsafeCell::new(([(ptr::null_mut(), 0); SLOTS], 0)) };
-
-    /// Runs `f` on the slots in use (and the count of them), under the table's lock.
-    fn with<R>(f: impl FnOnce(&mut [(*mut u8, usize); SLOTS], &mut usize) -> R) -> R {
-        // Acquire pairs with the Release below: the previous holder's writes are visible.
-        while TABLE.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            std::thread::yield_now();
-        }
-        // SAFETY: we hold the lock, so no other reference to the slots exists.
-        let (slots, used) = unsafe { &mut *TABLE.slots.get() };
-        let result = f(slots, used);
-        TABLE.locked.store(false, Ordering::Release);
-        result
-    }
+    static TABLE: SpinLock<Table> = SpinLock::new(Table { slots: [(ptr::null_mut(), 0); SLOTS], used: 0 });
 
     pub(super) fn register(base: *mut u8, len: usize) {
         // A full table only means later lookups fall back to the pointer given.
-        with(|slots, used| {
-            if let Some(i) = slots[..*used].iter().position(|s| s.0.is_null()) {
-                slots[i] = (base, len);
-            } else if *used < SLOTS {
-                slots[*used] = (base, len);
-                *used += 1;
-            }
-        });
+        let mut table = TABLE.lock();
+        let used = table.used;
+        if let Some(i) = table.slots[..used].iter().position(|s| s.0.is_null()) {
+            table.slots[i] = (base, len);
+        } else if used < SLOTS {
+            table.slots[used] = (base, len);
+            table.used += 1;
+        }
     }
 
     pub(super) fn unregister(base: *mut u8) {
-        with(|slots, used| {
-            if let Some(slot) = slots[..*used].iter_mut().find(|s| s.0.addr() == base.addr()) {
-                *slot = (ptr::null_mut(), 0);
-            }
-        });
+        let mut table = TABLE.lock();
+        let used = table.used;
+        if let Some(slot) = table.slots[..used].iter_mut().find(|s| s.0.addr() == base.addr()) {
+            *slot = (ptr::null_mut(), 0);
+        }
     }
 
     pub(super) fn find(ptr: *mut u8) -> *mut u8 {
         let addr = ptr.addr();
-        with(|slots, used| {
-            slots[..*used]
-                .iter()
-                .find(|(base, len)| !base.is_null() && (base.addr()..base.addr() + len).contains(&addr))
-                .map_or(ptr, |(base, _)| base.with_addr(addr))
-        })
+        let table = TABLE.lock();
+        table.slots[..table.used]
+            .iter()
+            .find(|(base, len)| !base.is_null() && (base.addr()..base.addr() + len).contains(&addr))
+            .map_or(ptr, |(base, _)| base.with_addr(addr))
     }
 }
