@@ -6,6 +6,7 @@
 //!
 //! | layer | module | what it is |
 //! |---|---|---|
+//! | buffers | [`buffer`] | Stratum V2 style frame buffers: `BufferPool`, `Slice`, the `Buffer` trait |
 //! | arena | [`arena`] | `Arena`: bump allocation over OS chunks, an `Allocator` for `&Arena` |
 //! | allocator | [`global`] | `PinAlloc`: the global allocator, with per-thread caches over lock-free depots |
 //! | lock-free structures | [`stack`] | an ABA-safe Treiber stack of nodes addressed by 32-bit index, the building block of every depot and pool |
@@ -30,6 +31,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod arena;
+pub mod buffer;
 #[cfg(all(feature = "std", not(loom)))]
 pub mod global;
 pub mod os;

@@ -1,0 +1,349 @@
+//! `BufferPool`: frames written into one preallocated region, taken as slices that give
+//! their slot back on drop, from any thread.
+//!
+//! The hot path is the write: [`Buffer::get_writable`] is a bounds check and a bump of
+//! `written` within `room`, the bytes the frame may grow to where it is. Everything else
+//! (running out of room or slots, switching modes, moving a partly written frame, heap
+//! growth) is the slow path, [`BufferPool::make_room`]. Taking a frame records its slot in
+//! the [`SlotMap`] and costs no atomic operation; the pool takes released slots back only
+//! when it runs short (one `swap`).
+
+use core::ptr::NonNull;
+
+use super::ownership::SlotWord;
+use super::slot_map::{MAX_SLOTS, PoolMode, SlotMap, SlotState};
+use super::storage::{HeapBytes, Storage, heap};
+use super::{Buffer, PoolError, Slice, Write, WriteError};
+
+/// The default number of slots: buffer_sv2's fixed count.
+pub const DEFAULT_SLOTS: usize = 8;
+
+/// A pool of frame memory: see the [module docs](super).
+///
+/// Invariant (the frame): `written <= room`, and `[frame, frame + room)` is initialised
+/// memory that no slice owns: in pool modes bytes `[frame_start, frame_start + room)` of
+/// the storage, inside the placement the slot map chose (or `room == 0`); in alloc mode the
+/// initialised bytes of `heap`. In pool modes `room > written` only if a slot is free, so a
+/// frame can always be committed.
+pub struct BufferPool {
+    frame: NonNull<u8>,
+    written: usize,
+    room: usize,
+    /// Offset of the frame in the storage's bytes (pool modes).
+    frame_start: usize,
+    bytes: NonNull<u8>,
+    storage: Storage,
+    capacity: usize,
+    map: SlotMap,
+    /// Alloc mode's frame; its length is what is initialised, its first `written` bytes the
+    /// frame.
+    heap: HeapBytes,
+    /// Length of the last alloc-mode frame: the next one starts with that much room.
+    heap_hint: usize,
+    /// `danger_set_start`'s offset for `AsRef`/`AsMut`.
+    start: usize,
+}
+
+// SAFETY: the pool owns its bookkeeping and the frame being written; what it shares with
+// slices on other threads is the slot word (atomics, see `ownership`).
+unsafe impl Send for BufferPool {}
+// SAFETY: `&BufferPool` only reads the pool's own frame and bookkeeping.
+unsafe impl Sync for BufferPool {}
+
+impl BufferPool {
+    /// A pool of `capacity` bytes and [`DEFAULT_SLOTS`] slots. Panics if the capacity does not
+    /// fit in an allocation, and calls `handle_alloc_error` when out of memory, as
+    /// `Vec::with_capacity` does; [`BufferPool::try_new`] returns the error instead.
+    pub fn new(capacity: usize) -> Self {
+        match Self::try_new(capacity) {
+            Ok(pool) => pool,
+            Err(PoolError::OutOfMemory { bytes }) => alloc::alloc::handle_alloc_error(
+                core::alloc::Layout::from_size_align(bytes, 64).unwrap_or(core::alloc::Layout::new::<u8>()),
+            ),
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    /// A pool of `capacity` bytes and [`DEFAULT_SLOTS`] slots.
+    pub fn try_new(capacity: usize) -> Result<Self, PoolError> {
+        Self::with_slots(capacity, DEFAULT_SLOTS)
+    }
+
+    /// A pool of `capacity` bytes and `slots` slots (1 to 64): at most `slots` pool-backed
+    /// slices live at once before frames go to the heap.
+    pub fn with_slots(capacity: usize, slots: usize) -> Result<Self, PoolError> {
+        if !(1..=MAX_SLOTS).contains(&slots) {
+            return Err(PoolError::InvalidSlotCount { slots });
+        }
+        let storage = Storage::allocate(capacity)?;
+        let bytes = storage.bytes();
+        Ok(BufferPool {
+            frame: bytes,
+            written: 0,
+            room: capacity,
+            frame_start: 0,
+            bytes,
+            storage,
+            capacity,
+            map: SlotMap::new(capacity, slots),
+            heap: HeapBytes::new_in(heap()),
+            heap_hint: 0,
+            start: 0,
+        })
+    }
+
+    /// Bytes of preallocated storage.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Number of slots.
+    pub fn slot_count(&self) -> usize {
+        self.map.slot_count()
+    }
+
+    /// Where frames are being written.
+    pub fn mode(&self) -> PoolMode {
+        self.map.mode()
+    }
+
+    /// Whether frames are written after the back zone (see [`PoolMode::Back`]).
+    pub fn is_back_mode(&self) -> bool {
+        self.mode() == PoolMode::Back
+    }
+
+    /// Whether frames are written in the front zone (see [`PoolMode::Front`]).
+    pub fn is_front_mode(&self) -> bool {
+        self.mode() == PoolMode::Front
+    }
+
+    /// Whether frames are written to the heap (see [`PoolMode::Alloc`]).
+    pub fn is_alloc_mode(&self) -> bool {
+        self.mode() == PoolMode::Alloc
+    }
+
+    /// What slot `slot` holds now, counting releases the pool has not taken back yet.
+    pub fn slot_state(&self, slot: usize) -> SlotState {
+        if slot >= self.slot_count() {
+            return SlotState::Free;
+        }
+        match self.map.state(slot) {
+            SlotState::Live if self.word().peek() & (1 << slot) != 0 => SlotState::Released,
+            state => state,
+        }
+    }
+
+    /// Checks the pool's bookkeeping (under the `debug` feature after every slow path and
+    /// every commit).
+    #[cfg(any(test, feature = "fuzz", feature = "debug"))]
+    #[doc(hidden)]
+    pub fn check_invariants(&self) -> Result<(), &'static str> {
+        self.map.check()?;
+        if self.written > self.room {
+            return Err("the frame is longer than its room");
+        }
+        if self.mode() != PoolMode::Alloc && self.frame_start + self.room > self.capacity {
+            return Err("the frame's room runs past the storage");
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn word(&self) -> &SlotWord {
+        // SAFETY: the pool is alive, so the storage is (the protocol frees it only after the
+        // pool's `orphan`, in `Drop`).
+        unsafe { self.storage.word() }
+    }
+
+    #[cfg(feature = "debug")]
+    fn debug_check(&self) {
+        if let Err(broken) = self.check_invariants() {
+            panic!("buffer pool invariant broken: {broken}: {:?}", self.map);
+        }
+    }
+
+    #[cfg(not(feature = "debug"))]
+    #[inline(always)]
+    fn debug_check(&self) {}
+
+    /// The slow path of `get_writable`: finds room for `len` more bytes of the frame.
+    #[cold]
+    #[inline(never)]
+    fn make_room(&mut self, len: usize) {
+        let needed = self.written.checked_add(len).expect("a frame longer than usize::MAX bytes");
+        let in_pool = self.map.mode() != PoolMode::Alloc;
+        if in_pool || self.written == 0 {
+            if self.word().any_released() {
+                let reclaimed = self.word().reclaim();
+                self.map.take_back(reclaimed);
+            }
+            if let Some(placement) = self.map.place(needed) {
+                if !in_pool || placement.start != self.frame_start {
+                    let to = self.byte(placement.start);
+                    // SAFETY: the frame's `written` bytes are initialised and unowned (frame
+                    // invariant; from alloc mode `written == 0`), and the placement is free
+                    // storage of at least `needed` bytes (slot map); `copy` allows overlap.
+                    unsafe { core::ptr::copy(self.frame.as_ptr(), to.as_ptr(), self.written) };
+                    self.frame = to;
+                    self.frame_start = placement.start;
+                }
+                self.room = placement.limit - placement.start;
+                self.debug_check();
+                return;
+            }
+            if in_pool {
+                // SAFETY: the frame's first `written` bytes are initialised and unowned.
+                let frame = unsafe { core::slice::from_raw_parts(self.frame.as_ptr(), self.written) };
+                self.heap.clear();
+                self.heap.extend_from_slice(frame);
+            }
+        }
+        let grown = needed.max(self.heap_hint).max(2 * self.heap.len()).max(64);
+        self.heap.resize(grown, 0);
+        self.frame = NonNull::new(self.heap.as_mut_ptr()).expect("a vector's pointer is non-null");
+        self.room = self.heap.len();
+        self.debug_check();
+    }
+
+    fn byte(&self, offset: usize) -> NonNull<u8> {
+        debug_assert!(offset <= self.capacity);
+        // SAFETY: `offset <= capacity`, within the storage's bytes or one past their end.
+        unsafe { self.bytes.add(offset) }
+    }
+
+    /// The frame written so far.
+    fn frame(&self) -> &[u8] {
+        // SAFETY: the frame's first `written` bytes are initialised and unowned (invariant).
+        unsafe { core::slice::from_raw_parts(self.frame.as_ptr(), self.written) }
+    }
+
+    fn frame_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `frame`; `&mut self` makes the access exclusive.
+        unsafe { core::slice::from_raw_parts_mut(self.frame.as_ptr(), self.written) }
+    }
+
+    /// Takes an alloc-mode frame: the heap vector itself.
+    #[cold]
+    fn take_heap_frame(&mut self) -> Slice {
+        if self.written == 0 {
+            return Slice::empty();
+        }
+        self.heap.truncate(self.written);
+        self.heap_hint = self.written;
+        let bytes = core::mem::replace(&mut self.heap, HeapBytes::new_in(heap()));
+        self.frame = NonNull::dangling();
+        self.written = 0;
+        self.room = 0;
+        Slice::from_heap(bytes)
+    }
+}
+
+impl Buffer for BufferPool {
+    type Slice = Slice;
+
+    #[inline]
+    fn get_writable(&mut self, len: usize) -> &mut [u8] {
+        if len > self.room - self.written {
+            self.make_room(len);
+        }
+        let at = self.written;
+        self.written = at + len;
+        // SAFETY: `at + len <= room` (checked, or made so by `make_room`): the bytes are
+        // initialised and no slice owns them (frame invariant); `&mut self` is exclusive.
+        unsafe { core::slice::from_raw_parts_mut(self.frame.as_ptr().add(at), len) }
+    }
+
+    #[inline]
+    fn get_data_owned(&mut self) -> Slice {
+        let len = self.written;
+        if self.map.mode() == PoolMode::Alloc {
+            return self.take_heap_frame();
+        }
+        if len == 0 {
+            return Slice::empty();
+        }
+        let start = self.frame_start;
+        let slot = self.map.commit(start, start + len);
+        let ptr = self.frame;
+        self.frame_start = start + len;
+        // SAFETY: `len <= room`: the next frame starts inside the placement or at its end.
+        self.frame = unsafe { ptr.add(len) };
+        self.room = if self.map.has_free_slot() { self.room - len } else { 0 };
+        self.written = 0;
+        self.debug_check();
+        // SAFETY: the bytes were the frame's: initialised and unowned; slot `slot` now owns
+        // them and the pool will not place a frame over them until the slot comes back.
+        unsafe { Slice::from_pool(ptr, len, self.storage, 1 << slot) }
+    }
+
+    #[inline]
+    fn get_data_by_ref(&mut self, len: usize) -> &mut [u8] {
+        let len = len.min(self.written);
+        &mut self.frame_mut()[..len]
+    }
+
+    #[inline]
+    fn get_data_by_ref_(&self, len: usize) -> &[u8] {
+        &self.frame()[..len.min(self.written)]
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.written
+    }
+
+    fn danger_set_start(&mut self, index: usize) {
+        self.start = index;
+    }
+
+    #[inline]
+    fn is_droppable(&self) -> bool {
+        self.word().all_released(self.map.outstanding())
+    }
+}
+
+impl AsRef<[u8]> for BufferPool {
+    fn as_ref(&self) -> &[u8] {
+        &self.frame()[self.start..]
+    }
+}
+
+impl AsMut<[u8]> for BufferPool {
+    fn as_mut(&mut self) -> &mut [u8] {
+        let start = self.start;
+        &mut self.frame_mut()[start..]
+    }
+}
+
+impl Write for BufferPool {
+    #[inline]
+    fn write(&mut self, buf: &[u8]) -> Result<usize, WriteError> {
+        self.get_writable(buf.len()).copy_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    #[inline]
+    fn write_all(&mut self, buf: &[u8]) -> Result<(), WriteError> {
+        self.get_writable(buf.len()).copy_from_slice(buf);
+        Ok(())
+    }
+}
+
+impl core::fmt::Debug for BufferPool {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("BufferPool")
+            .field("capacity", &self.capacity)
+            .field("written", &self.written)
+            .field("map", &self.map)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for BufferPool {
+    fn drop(&mut self) {
+        if self.word().orphan(self.map.outstanding()) {
+            // SAFETY: `orphan` returned true: no slice is out, none will touch the storage.
+            unsafe { self.storage.free() };
+        }
+    }
+}

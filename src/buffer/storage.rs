@@ -1,0 +1,115 @@
+//! The pool's storage: one zeroed allocation, a header line holding the slot word, then the
+//! bytes frames are written into.
+//!
+//! The allocation comes from [`PinAlloc`](crate::PinAlloc) when `std` is on (a pool larger
+//! than the allocator's large-block threshold is its own mapping, transparent-huge-page
+//! backed from 2 MiB) and from the global allocator without `std`. Frames that do not fit
+//! (alloc mode) are heap vectors from the same allocator.
+//!
+//! A [`Storage`] is a plain handle: the pool and every pool-backed slice hold a copy, and the
+//! slot protocol ([`ownership`](super::ownership)) decides which of them frees it.
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+
+use allocator_api2::alloc::Allocator;
+
+use super::PoolError;
+use super::ownership::SlotWord;
+
+/// The allocator of pool storage and of alloc-mode frames.
+#[cfg(all(feature = "std", not(loom)))]
+pub(crate) type HeapAlloc = &'static crate::PinAlloc;
+#[cfg(all(feature = "std", not(loom)))]
+static HEAP: crate::PinAlloc = crate::PinAlloc::new();
+
+/// The allocator of pool storage and of alloc-mode frames.
+#[cfg(all(feature = "std", not(loom)))]
+#[inline]
+pub(crate) fn heap() -> HeapAlloc {
+    &HEAP
+}
+
+/// The allocator of pool storage and of alloc-mode frames (the global one without `std`).
+#[cfg(not(all(feature = "std", not(loom))))]
+pub(crate) type HeapAlloc = allocator_api2::alloc::Global;
+
+/// The allocator of pool storage and of alloc-mode frames (the global one without `std`).
+#[cfg(not(all(feature = "std", not(loom))))]
+#[inline]
+pub(crate) fn heap() -> HeapAlloc {
+    allocator_api2::alloc::Global
+}
+
+/// An alloc-mode frame.
+pub(crate) type HeapBytes = allocator_api2::vec::Vec<u8, HeapAlloc>;
+
+/// The first line of the storage: written once before the storage is shared, then only
+/// the word changes. Its own cache line, so releases from other cores do not contend with
+/// the owner's writes into the first frame.
+#[repr(C, align(64))]
+struct Header {
+    word: SlotWord,
+    /// Size of the whole allocation, to free it.
+    size: usize,
+}
+
+const HEADER: usize = size_of::<Header>();
+
+/// A handle to a pool's storage. Invariant: `header` points to an initialised `Header`
+/// at the start of a live allocation of `header.size` bytes from [`heap`], aligned to 64,
+/// whose bytes after the header are initialised; it stays live until [`Storage::free`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Storage {
+    header: NonNull<Header>,
+}
+
+impl Storage {
+    /// Allocates `capacity` zeroed bytes behind a fresh header.
+    pub(crate) fn allocate(capacity: usize) -> Result<Storage, PoolError> {
+        let too_large = PoolError::CapacityTooLarge { capacity };
+        let size = capacity.checked_add(HEADER).ok_or(too_large)?;
+        let layout = Layout::from_size_align(size, align_of::<Header>()).map_err(|_| too_large)?;
+        let block = heap().allocate_zeroed(layout).map_err(|_| PoolError::OutOfMemory { bytes: size })?;
+        let header = block.cast::<Header>();
+        // SAFETY: the block is fresh, at least HEADER bytes and aligned for Header (layout).
+        unsafe { header.as_ptr().write(Header { word: SlotWord::new(), size }) };
+        Ok(Storage { header })
+    }
+
+    /// The first byte after the header (frames are placed from here).
+    #[inline]
+    pub(crate) fn bytes(self) -> NonNull<u8> {
+        // SAFETY: the allocation is at least HEADER bytes (invariant): one past the header
+        // is in bounds or one past the end.
+        unsafe { self.header.cast::<u8>().add(HEADER) }
+    }
+
+    /// The slot word.
+    ///
+    /// # Safety
+    /// The storage is not freed while the reference lives.
+    #[inline]
+    pub(crate) unsafe fn word<'a>(self) -> &'a SlotWord {
+        // SAFETY: the header is initialised and live (invariant and the caller's promise);
+        // the word is only accessed through shared references (atomics).
+        unsafe { &(*self.header.as_ptr()).word }
+    }
+
+    /// Frees the storage.
+    ///
+    /// # Safety
+    /// No one uses the storage afterwards: the slot protocol chose the caller, after every
+    /// other user's last access (module docs of `ownership`).
+    pub(crate) unsafe fn free(self) {
+        // SAFETY: live and initialised (invariant); read before the header is dropped.
+        let size = unsafe { (*self.header.as_ptr()).size };
+        // SAFETY: as above; nobody references the header any more (the caller's promise).
+        unsafe { core::ptr::drop_in_place(self.header.as_ptr()) };
+        // SAFETY: from `allocate` with this size; align and size were valid then.
+        let layout = unsafe { Layout::from_size_align_unchecked(size, align_of::<Header>()) };
+        // SAFETY: allocated by `heap()` with `layout` and not freed before (the caller's
+        // promise that the protocol chose them alone).
+        unsafe { heap().deallocate(self.header.cast(), layout) };
+    }
+}
