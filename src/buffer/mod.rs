@@ -145,7 +145,8 @@
 //! * `debug`: the pool checks its slot bookkeeping after every slow path and every taken
 //!   frame, and checks that the pool takes back only slots it gave out; a broken invariant
 //!   panics with the pool's state.
-//! * `fuzz`: exposes `BufferPool::check_invariants` to the fuzz targets in `fuzz/`.
+//! * `fuzz`: nothing extra for the pool: the fuzz targets in `fuzz/` drive the public API
+//!   and the hidden `BufferPool::check_invariants`, which tests use too.
 
 mod buffer_trait;
 mod error;

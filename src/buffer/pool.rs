@@ -133,9 +133,9 @@ impl BufferPool {
         }
     }
 
-    /// Checks the pool's bookkeeping (under the `debug` feature after every slow path and
-    /// every commit).
-    #[cfg(any(test, feature = "fuzz", feature = "debug"))]
+    /// Checks the pool's bookkeeping: the invariants of the slot map and of the frame being
+    /// written. For tests and fuzzing (the `debug` feature runs it after every slow path
+    /// and every taken frame).
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), &'static str> {
         self.map.check()?;

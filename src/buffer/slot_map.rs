@@ -270,7 +270,6 @@ impl SlotMap {
     }
 
     /// Checks the invariants in the module docs.
-    #[cfg(any(test, feature = "fuzz", feature = "debug"))]
     pub(crate) fn check(&self) -> Result<(), &'static str> {
         let mut seen = self.free;
         if self.free & !self.all != 0 {
