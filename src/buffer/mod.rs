@@ -160,7 +160,7 @@ mod write;
 
 pub use buffer_trait::Buffer;
 pub use error::PoolError;
-pub use pool::{BufferPool, DEFAULT_SLOTS};
+pub use pool::{BufferPool, DEFAULT_SLOTS, SlotDiagram};
 pub use slice::Slice;
 pub use slot_map::{MAX_SLOTS, PoolMode, SlotState};
 pub use system_memory::BufferFromSystemMemory;

@@ -133,6 +133,13 @@ impl BufferPool {
         }
     }
 
+    /// The slots drawn as in the [module docs](super#modes), for logs and examples: one
+    /// character per slot (`#` live, `.` released but its bytes not yet reusable, `-` free),
+    /// then the mode.
+    pub fn diagram(&self) -> SlotDiagram<'_> {
+        SlotDiagram(self)
+    }
+
     /// Checks the pool's bookkeeping: the invariants of the slot map and of the frame being
     /// written. For tests and fuzzing (the `debug` feature runs it after every slow path
     /// and every taken frame).
@@ -336,6 +343,28 @@ impl core::fmt::Debug for BufferPool {
             .field("written", &self.written)
             .field("map", &self.map)
             .finish_non_exhaustive()
+    }
+}
+
+/// [`BufferPool::diagram`]'s `Display`.
+pub struct SlotDiagram<'a>(&'a BufferPool);
+
+impl core::fmt::Display for SlotDiagram<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        use core::fmt::Write as _;
+        for slot in 0..self.0.slot_count() {
+            f.write_char(match self.0.slot_state(slot) {
+                SlotState::Live => '#',
+                SlotState::Released => '.',
+                SlotState::Free => '-',
+            })?;
+        }
+        let mode = match self.0.mode() {
+            PoolMode::Back => "BACK",
+            PoolMode::Front => "FRONT",
+            PoolMode::Alloc => "ALLOC",
+        };
+        write!(f, " {mode} MODE")
     }
 }
 

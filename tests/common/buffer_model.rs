@@ -18,6 +18,7 @@ pub enum Op {
 }
 
 /// Reads a pool configuration and operations from fuzzer bytes.
+#[allow(dead_code)] // used by the fuzz targets, not the tests
 pub fn decode(data: &[u8], max_capacity: usize, max_len: usize) -> (usize, usize, Vec<Op>) {
     let mut bytes = data.iter().copied();
     let mut next = move || bytes.next();
