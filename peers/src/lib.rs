@@ -2,6 +2,8 @@
 //! one-run ratio table (`src/main.rs`) and the criterion benches (`benches/peers.rs`).
 //! Each returns the time of its measured part only.
 
+pub mod buffers;
+
 use std::alloc::{GlobalAlloc, Layout};
 use std::hint::black_box;
 use std::time::{Duration, Instant};

@@ -4,10 +4,18 @@
 //! The hot path is the write: [`Buffer::get_writable`] is a bounds check and a bump of
 //! `written` within `room`, the bytes the frame may grow to where it is. Everything else
 //! (running out of room or slots, switching modes, moving a partly written frame, heap
-//! growth) is the slow path, [`BufferPool::make_room`]. Taking a frame records its slot in
-//! the [`SlotMap`] and costs no atomic operation; the pool takes released slots back only
-//! when it runs short (one `swap`).
+//! growth) is the slow path, [`Ledger::make_room`]. Taking a frame records its slot in the
+//! [`SlotMap`] and costs no atomic operation; the pool takes released slots back only when
+//! it runs short (one `swap`).
+//!
+//! **Why the bookkeeping is boxed.** A codec calls `get_writable` in a loop. If the slow path
+//! received the pool itself, the pool's address would escape into an opaque call inside that
+//! loop, and the compiler would have to reload and store `written` through memory on every
+//! write: a store-to-load dependency of several cycles per write. The pool is therefore
+//! three words of frame state plus a box, the [`Ledger`], and only the ledger's address
+//! reaches the slow path: the frame state stays in registers across the loop.
 
+use alloc::boxed::Box;
 use core::ptr::NonNull;
 
 use super::ownership::SlotWord;
@@ -23,20 +31,25 @@ pub const DEFAULT_SLOTS: usize = 8;
 /// Invariant (the frame): `written <= room`, and `[frame, frame + room)` is initialised
 /// memory that no slice owns: in pool modes bytes `[frame_start, frame_start + room)` of
 /// the storage, inside the placement the slot map chose (or `room == 0`); in alloc mode the
-/// initialised bytes of `heap`. In pool modes `room > written` only if a slot is free, so a
-/// frame can always be committed.
+/// initialised bytes of the ledger's `heap`. In pool modes `room > written` only if a slot is
+/// free, so a frame can always be committed.
 pub struct BufferPool {
     frame: NonNull<u8>,
     written: usize,
     room: usize,
+    ledger: Box<Ledger>,
+}
+
+/// Everything but the frame state, out of line (see the module docs).
+struct Ledger {
+    storage: Storage,
+    bytes: NonNull<u8>,
+    capacity: usize,
     /// Offset of the frame in the storage's bytes (pool modes).
     frame_start: usize,
-    bytes: NonNull<u8>,
-    storage: Storage,
-    capacity: usize,
     map: SlotMap,
-    /// Alloc mode's frame; its length is what is initialised, its first `written` bytes the
-    /// frame.
+    /// Alloc mode's frame; its length is what is initialised, the frame its first
+    /// `written` bytes.
     heap: HeapBytes,
     /// Length of the last alloc-mode frame: the next one starts with that much room.
     heap_hint: usize,
@@ -77,34 +90,32 @@ impl BufferPool {
         }
         let storage = Storage::allocate(capacity)?;
         let bytes = storage.bytes();
-        Ok(BufferPool {
-            frame: bytes,
-            written: 0,
-            room: capacity,
-            frame_start: 0,
-            bytes,
+        let ledger = Box::new(Ledger {
             storage,
+            bytes,
             capacity,
+            frame_start: 0,
             map: SlotMap::new(capacity, slots),
             heap: HeapBytes::new_in(heap()),
             heap_hint: 0,
             start: 0,
-        })
+        });
+        Ok(BufferPool { frame: bytes, written: 0, room: capacity, ledger })
     }
 
     /// Bytes of preallocated storage.
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.ledger.capacity
     }
 
     /// Number of slots.
     pub fn slot_count(&self) -> usize {
-        self.map.slot_count()
+        self.ledger.map.slot_count()
     }
 
     /// Where frames are being written.
     pub fn mode(&self) -> PoolMode {
-        self.map.mode()
+        self.ledger.map.mode()
     }
 
     /// Whether frames are written after the back zone (see [`PoolMode::Back`]).
@@ -127,8 +138,8 @@ impl BufferPool {
         if slot >= self.slot_count() {
             return SlotState::Free;
         }
-        match self.map.state(slot) {
-            SlotState::Live if self.word().peek() & (1 << slot) != 0 => SlotState::Released,
+        match self.ledger.map.state(slot) {
+            SlotState::Live if self.ledger.word().peek() & (1 << slot) != 0 => SlotState::Released,
             state => state,
         }
     }
@@ -145,77 +156,7 @@ impl BufferPool {
     /// and every taken frame).
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), &'static str> {
-        self.map.check()?;
-        if self.written > self.room {
-            return Err("the frame is longer than its room");
-        }
-        if self.mode() != PoolMode::Alloc && self.frame_start + self.room > self.capacity {
-            return Err("the frame's room runs past the storage");
-        }
-        Ok(())
-    }
-
-    #[inline]
-    fn word(&self) -> &SlotWord {
-        // SAFETY: the pool is alive, so the storage is (the protocol frees it only after the
-        // pool's `orphan`, in `Drop`).
-        unsafe { self.storage.word() }
-    }
-
-    #[cfg(feature = "debug")]
-    fn debug_check(&self) {
-        if let Err(broken) = self.check_invariants() {
-            panic!("buffer pool invariant broken: {broken}: {:?}", self.map);
-        }
-    }
-
-    #[cfg(not(feature = "debug"))]
-    #[inline(always)]
-    fn debug_check(&self) {}
-
-    /// The slow path of `get_writable`: finds room for `len` more bytes of the frame.
-    #[cold]
-    #[inline(never)]
-    fn make_room(&mut self, len: usize) {
-        let needed = self.written.checked_add(len).expect("a frame longer than usize::MAX bytes");
-        let in_pool = self.map.mode() != PoolMode::Alloc;
-        if in_pool || self.written == 0 {
-            if self.word().any_released() {
-                let reclaimed = self.word().reclaim();
-                self.map.take_back(reclaimed);
-            }
-            if let Some(placement) = self.map.place(needed) {
-                if !in_pool || placement.start != self.frame_start {
-                    let to = self.byte(placement.start);
-                    // SAFETY: the frame's `written` bytes are initialised and unowned (frame
-                    // invariant; from alloc mode `written == 0`), and the placement is free
-                    // storage of at least `needed` bytes (slot map); `copy` allows overlap.
-                    unsafe { core::ptr::copy(self.frame.as_ptr(), to.as_ptr(), self.written) };
-                    self.frame = to;
-                    self.frame_start = placement.start;
-                }
-                self.room = placement.limit - placement.start;
-                self.debug_check();
-                return;
-            }
-            if in_pool {
-                // SAFETY: the frame's first `written` bytes are initialised and unowned.
-                let frame = unsafe { core::slice::from_raw_parts(self.frame.as_ptr(), self.written) };
-                self.heap.clear();
-                self.heap.extend_from_slice(frame);
-            }
-        }
-        let grown = needed.max(self.heap_hint).max(2 * self.heap.len()).max(64);
-        self.heap.resize(grown, 0);
-        self.frame = NonNull::new(self.heap.as_mut_ptr()).expect("a vector's pointer is non-null");
-        self.room = self.heap.len();
-        self.debug_check();
-    }
-
-    fn byte(&self, offset: usize) -> NonNull<u8> {
-        debug_assert!(offset <= self.capacity);
-        // SAFETY: `offset <= capacity`, within the storage's bytes or one past their end.
-        unsafe { self.bytes.add(offset) }
+        self.ledger.check(self.written, self.room)
     }
 
     /// The frame written so far.
@@ -228,20 +169,96 @@ impl BufferPool {
         // SAFETY: as in `frame`; `&mut self` makes the access exclusive.
         unsafe { core::slice::from_raw_parts_mut(self.frame.as_ptr(), self.written) }
     }
+}
 
-    /// Takes an alloc-mode frame: the heap vector itself.
+impl Ledger {
+    #[inline]
+    fn word(&self) -> &SlotWord {
+        // SAFETY: the pool is alive, so the storage is (the protocol frees it only after the
+        // pool's `orphan`, in `Drop`).
+        unsafe { self.storage.word() }
+    }
+
+    fn check(&self, written: usize, room: usize) -> Result<(), &'static str> {
+        self.map.check()?;
+        if written > room {
+            return Err("the frame is longer than its room");
+        }
+        if self.map.mode() != PoolMode::Alloc && self.frame_start + room > self.capacity {
+            return Err("the frame's room runs past the storage");
+        }
+        Ok(())
+    }
+
+    #[cfg(feature = "debug")]
+    fn debug_check(&self, written: usize, room: usize) {
+        if let Err(broken) = self.check(written, room) {
+            panic!("buffer pool invariant broken: {broken}: {:?}", self.map);
+        }
+    }
+
+    #[cfg(not(feature = "debug"))]
+    #[inline(always)]
+    fn debug_check(&self, _written: usize, _room: usize) {}
+
+    fn byte(&self, offset: usize) -> NonNull<u8> {
+        debug_assert!(offset <= self.capacity);
+        // SAFETY: `offset <= capacity`, within the storage's bytes or one past their end.
+        unsafe { self.bytes.add(offset) }
+    }
+
+    /// The slow path of `get_writable`: finds room for `len` more bytes of the frame at
+    /// `frame` (`written` bytes so far), moving it if needed. Returns the frame's new start
+    /// and room.
     #[cold]
-    fn take_heap_frame(&mut self) -> Slice {
-        if self.written == 0 {
+    #[inline(never)]
+    fn make_room(&mut self, frame: NonNull<u8>, written: usize, len: usize) -> (NonNull<u8>, usize) {
+        let needed = written.checked_add(len).expect("a frame longer than usize::MAX bytes");
+        let in_pool = self.map.mode() != PoolMode::Alloc;
+        if in_pool || written == 0 {
+            if self.word().any_released() {
+                let reclaimed = self.word().reclaim();
+                self.map.take_back(reclaimed);
+            }
+            if let Some(placement) = self.map.place(needed) {
+                let mut frame = frame;
+                if !in_pool || placement.start != self.frame_start {
+                    let to = self.byte(placement.start);
+                    // SAFETY: the frame's `written` bytes are initialised and unowned (frame
+                    // invariant; from alloc mode `written == 0`), and the placement is free
+                    // storage of at least `needed` bytes (slot map); `copy` allows overlap.
+                    unsafe { core::ptr::copy(frame.as_ptr(), to.as_ptr(), written) };
+                    frame = to;
+                    self.frame_start = placement.start;
+                }
+                let room = placement.limit - placement.start;
+                self.debug_check(written, room);
+                return (frame, room);
+            }
+            if in_pool {
+                // SAFETY: the frame's first `written` bytes are initialised and unowned.
+                let bytes = unsafe { core::slice::from_raw_parts(frame.as_ptr(), written) };
+                self.heap.clear();
+                self.heap.extend_from_slice(bytes);
+            }
+        }
+        let grown = needed.max(self.heap_hint).max(2 * self.heap.len()).max(64);
+        self.heap.resize(grown, 0);
+        let frame = NonNull::new(self.heap.as_mut_ptr()).expect("a vector's pointer is non-null");
+        self.debug_check(written, self.heap.len());
+        (frame, self.heap.len())
+    }
+
+    /// Takes an alloc-mode frame of `written` bytes: the heap vector itself.
+    #[cold]
+    #[inline(never)]
+    fn take_heap_frame(&mut self, written: usize) -> Slice {
+        if written == 0 {
             return Slice::empty();
         }
-        self.heap.truncate(self.written);
-        self.heap_hint = self.written;
-        let bytes = core::mem::replace(&mut self.heap, HeapBytes::new_in(heap()));
-        self.frame = NonNull::dangling();
-        self.written = 0;
-        self.room = 0;
-        Slice::from_heap(bytes)
+        self.heap.truncate(written);
+        self.heap_hint = written;
+        Slice::from_heap(core::mem::replace(&mut self.heap, HeapBytes::new_in(heap())))
     }
 }
 
@@ -251,7 +268,7 @@ impl Buffer for BufferPool {
     #[inline]
     fn get_writable(&mut self, len: usize) -> &mut [u8] {
         if len > self.room - self.written {
-            self.make_room(len);
+            (self.frame, self.room) = self.ledger.make_room(self.frame, self.written, len);
         }
         let at = self.written;
         self.written = at + len;
@@ -263,24 +280,28 @@ impl Buffer for BufferPool {
     #[inline]
     fn get_data_owned(&mut self) -> Slice {
         let len = self.written;
-        if self.map.mode() == PoolMode::Alloc {
-            return self.take_heap_frame();
+        let ledger = &mut *self.ledger;
+        if ledger.map.mode() == PoolMode::Alloc {
+            self.frame = NonNull::dangling();
+            self.written = 0;
+            self.room = 0;
+            return ledger.take_heap_frame(len);
         }
         if len == 0 {
             return Slice::empty();
         }
-        let start = self.frame_start;
-        let slot = self.map.commit(start, start + len);
+        let start = ledger.frame_start;
+        let slot = ledger.map.commit(start, start + len);
         let ptr = self.frame;
-        self.frame_start = start + len;
+        ledger.frame_start = start + len;
         // SAFETY: `len <= room`: the next frame starts inside the placement or at its end.
         self.frame = unsafe { ptr.add(len) };
-        self.room = if self.map.has_free_slot() { self.room - len } else { 0 };
+        self.room = if ledger.map.has_free_slot() { self.room - len } else { 0 };
         self.written = 0;
-        self.debug_check();
+        ledger.debug_check(0, self.room);
         // SAFETY: the bytes were the frame's: initialised and unowned; slot `slot` now owns
         // them and the pool will not place a frame over them until the slot comes back.
-        unsafe { Slice::from_pool(ptr, len, self.storage, 1 << slot) }
+        unsafe { Slice::from_pool(ptr, len, ledger.storage, 1 << slot) }
     }
 
     #[inline]
@@ -300,24 +321,24 @@ impl Buffer for BufferPool {
     }
 
     fn danger_set_start(&mut self, index: usize) {
-        self.start = index;
+        self.ledger.start = index;
     }
 
     #[inline]
     fn is_droppable(&self) -> bool {
-        self.word().all_released(self.map.outstanding())
+        self.ledger.word().all_released(self.ledger.map.outstanding())
     }
 }
 
 impl AsRef<[u8]> for BufferPool {
     fn as_ref(&self) -> &[u8] {
-        &self.frame()[self.start..]
+        &self.frame()[self.ledger.start..]
     }
 }
 
 impl AsMut<[u8]> for BufferPool {
     fn as_mut(&mut self) -> &mut [u8] {
-        let start = self.start;
+        let start = self.ledger.start;
         &mut self.frame_mut()[start..]
     }
 }
@@ -339,9 +360,9 @@ impl Write for BufferPool {
 impl core::fmt::Debug for BufferPool {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("BufferPool")
-            .field("capacity", &self.capacity)
+            .field("capacity", &self.ledger.capacity)
             .field("written", &self.written)
-            .field("map", &self.map)
+            .field("map", &self.ledger.map)
             .finish_non_exhaustive()
     }
 }
@@ -370,9 +391,9 @@ impl core::fmt::Display for SlotDiagram<'_> {
 
 impl Drop for BufferPool {
     fn drop(&mut self) {
-        if self.word().orphan(self.map.outstanding()) {
+        if self.ledger.word().orphan(self.ledger.map.outstanding()) {
             // SAFETY: `orphan` returned true: no slice is out, none will touch the storage.
-            unsafe { self.storage.free() };
+            unsafe { self.ledger.storage.free() };
         }
     }
 }

@@ -1,0 +1,83 @@
+//! pinalloc's `BufferPool` against buffer_sv2 3.0.1 and the other contenders, in one run.
+//!
+//! `cargo run --release --manifest-path peers/Cargo.toml --bin buffers [ROUNDS]` prints each
+//! contender's median time per scenario (the contenders alternate, round after round, so
+//! drift on a shared machine hits them alike) and pinalloc's ratios to buffer_sv2 and to the
+//! do-nothing bound. Targets: every scenario ≤ 0.5× buffer_sv2 and ≤ 1.5× do-nothing; the
+//! 64 B frame cycle ≤ 0.4× buffer_sv2 and ≤ 1.0× bytes.
+//!
+//! `… --bin buffers -- one SCENARIO NAME N` runs one scenario (`single`, `send`, `wait`,
+//! `cycle`) N times on one contender, for a profiler.
+
+use pinalloc_peers::buffers::{Input, NAMES};
+use pinalloc_peers::with_contender;
+
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+/// Median of `rounds` runs of `run(name)` for every contender.
+fn measure(rounds: usize, run: impl Fn(&str) -> f64) -> Vec<f64> {
+    let mut samples = vec![Vec::new(); NAMES.len()];
+    for _ in 0..rounds {
+        for (name, out) in NAMES.iter().zip(&mut samples) {
+            out.push(run(name));
+        }
+    }
+    samples.into_iter().map(median).collect()
+}
+
+fn row(title: &str, unit: &str, values: &[f64], bytes_ratio: bool) {
+    let at = |name: &str| values[NAMES.iter().position(|n| *n == name).unwrap()];
+    let ours = at("pinalloc");
+    print!("| {title:<28} |");
+    for v in values {
+        print!(" {v:>9.3} |");
+    }
+    let third = if bytes_ratio { ours / at("bytes") } else { ours / at("do-nothing") };
+    println!(" {:>6.2} | {:>6.2} | {unit}", ours / at("buffer_sv2"), third);
+}
+
+/// One scenario on one contender, `n` times, printing each time.
+fn one(scenario: &str, name: &str, n: usize, input: &Input) {
+    for _ in 0..n {
+        let value = match scenario {
+            "single" => with_contender!(name, |c| single_thread(c, input)).as_secs_f64() * 1e3,
+            "send" => with_contender!(name, |c| send_to_thread(c, input, false)).as_secs_f64() * 1e3,
+            "wait" => with_contender!(name, |c| send_to_thread(c, input, true)).as_secs_f64() * 1e3,
+            "cycle" => with_contender!(name, |c| frame_cycle(c, 2_000_000)),
+            other => panic!("no scenario {other}: single, send, wait or cycle"),
+        };
+        println!("{value:.3}");
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let input = Input::new();
+    if args.get(1).map(String::as_str) == Some("one") {
+        let n = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(1);
+        return one(&args[2], &args[3], n, &input);
+    }
+    let rounds: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(11);
+    print!("| {:<28} |", "scenario");
+    for name in NAMES {
+        print!(" {name:>9} |");
+    }
+    println!(" vs sv2 | vs 3rd |");
+    println!("|{}", "---|".repeat(NAMES.len() + 3));
+    let single =
+        measure(rounds, |name| with_contender!(name, |c| single_thread(c, &input)).as_secs_f64() * 1e3);
+    row("single thread", "ms (3rd: do-nothing)", &single, false);
+    let send = measure(rounds, |name| {
+        with_contender!(name, |c| send_to_thread(c, &input, false)).as_secs_f64() * 1e3
+    });
+    row("sent to a thread", "ms (3rd: do-nothing)", &send, false);
+    let wait = measure(rounds, |name| {
+        with_contender!(name, |c| send_to_thread(c, &input, true)).as_secs_f64() * 1e3
+    });
+    row("sent, waiting for both", "ms (3rd: do-nothing)", &wait, false);
+    let cycle = measure(rounds, |name| with_contender!(name, |c| frame_cycle(c, 2_000_000)));
+    row("64 B frame cycle", "ns (3rd: bytes)", &cycle, true);
+}
