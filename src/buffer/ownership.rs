@@ -133,7 +133,7 @@ mod loom_models {
     /// A slice on another thread: reads its slot, checks the frame, releases.
     fn slice_thread(storage: Arc<Storage>, slot: usize, expect: u64) -> loom::thread::JoinHandle<()> {
         loom::thread::spawn(move || {
-            // SAFETY (model): the slot is ours until the release below.
+            // SAFETY: (model) the slot is ours until the release below.
             let seen = storage.data[slot].with(|p| unsafe { *p });
             assert_eq!(seen, expect);
             if storage.word.release(1 << slot) {
@@ -146,7 +146,7 @@ mod loom_models {
     fn a_reclaimed_slot_is_rewritten_only_after_its_slice_read_it() {
         loom::model(|| {
             let storage = storage();
-            // SAFETY (model): the owner writes slot 0 before handing it out.
+            // SAFETY: (model) the owner writes slot 0 before handing it out.
             storage.data[0].with_mut(|p| unsafe { *p = 7 });
             let reader = slice_thread(storage.clone(), 0, 7);
             // The owner waits for the slot to come back, then reuses it.
@@ -155,7 +155,7 @@ mod loom_models {
                 back |= storage.word.reclaim();
                 loom::thread::yield_now();
             }
-            // SAFETY (model): reclaimed with Acquire: loom reports a race if not ordered.
+            // SAFETY: (model) reclaimed with Acquire: loom reports a race if not ordered.
             storage.data[0].with_mut(|p| unsafe { *p = 8 });
             reader.join().unwrap();
             assert_eq!(storage.frees.load(Ordering::Relaxed), 0, "a live pool's storage was freed");
@@ -167,7 +167,7 @@ mod loom_models {
         loom::model(|| {
             let storage = storage();
             for slot in 0..2 {
-                // SAFETY (model): written before being handed out.
+                // SAFETY: (model) written before being handed out.
                 storage.data[slot].with_mut(|p| unsafe { *p = slot as u64 + 1 });
             }
             let a = slice_thread(storage.clone(), 0, 1);
@@ -177,7 +177,7 @@ mod loom_models {
             given_out &= !storage.word.reclaim();
             if storage.word.orphan(given_out) {
                 for slot in 0..2 {
-                    // SAFETY (model): "freeing" touches every slot: it must come after the
+                    // SAFETY: (model) "freeing" touches every slot: it must come after the
                     // slices' reads.
                     storage.data[slot].with_mut(|p| unsafe { *p = 0 });
                 }
@@ -193,7 +193,7 @@ mod loom_models {
     fn the_last_slice_out_after_the_pool_frees() {
         loom::model(|| {
             let storage = storage();
-            // SAFETY (model): written before being handed out.
+            // SAFETY: (model) written before being handed out.
             storage.data[1].with_mut(|p| unsafe { *p = 5 });
             let reader = slice_thread(storage.clone(), 1, 5);
             let owner_frees = storage.word.orphan(0b10);

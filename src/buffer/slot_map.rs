@@ -126,7 +126,7 @@ pub(crate) struct SlotMap {
     mode: PoolMode,
 }
 
-/// What a slot holds, for [`SlotMap::state`].
+/// What a slot holds: see [`BufferPool::slot_state`](super::BufferPool::slot_state).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SlotState {
     /// Not in use.
