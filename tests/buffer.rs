@@ -373,3 +373,18 @@ proptest! {
         buffer_model::run(capacity, slots, &ops);
     }
 }
+
+#[test]
+fn an_impossible_frame_panics_before_changing_the_pool() {
+    let mut pool = BufferPool::new(64);
+    pool.get_writable(3).copy_from_slice(b"abc");
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        pool.get_writable(usize::MAX - 1);
+    }));
+    assert!(caught.is_err());
+    pool.check_invariants().unwrap();
+    assert!(pool.is_back_mode());
+    pool.get_writable(2).copy_from_slice(b"de");
+    let slice = pool.get_data_owned();
+    assert_eq!((&*slice, slice.is_pooled()), (&b"abcde"[..], true));
+}

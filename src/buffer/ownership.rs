@@ -27,6 +27,12 @@
 //! one out and frees the storage; if the flip itself leaves 0, the owner frees it. Every
 //! decision is read from the result of the caller's own read-modify-write, so no party
 //! touches the word after another could have freed it, and exactly one party frees.
+//! (`release` and `orphan` still hold `&self` while their RMW returns, as `Arc::drop` holds
+//! `&ArcInner`: the word is an `UnsafeCell`, which a shared reference does not protect
+//! from deallocation, the rule miri applies to `Arc` too.)
+//!
+//! A leaked slice (`mem::forget`) keeps its slot forever: its zone cannot give bytes back
+//! past it, and the storage leaks with it once the pool is dropped. Nothing unsound follows.
 //! (buffer_sv2 3.0.1 instead spins in `Drop` until every slice is gone.)
 
 use crate::sync::{AtomicU64, Ordering};

@@ -57,8 +57,9 @@ struct Ledger {
     start: usize,
 }
 
-// SAFETY: the pool owns its bookkeeping and the frame being written; what it shares with
-// slices on other threads is the slot word (atomics, see `ownership`).
+// SAFETY: the pool owns its bookkeeping, the frame being written and its heap vector (from
+// `PinAlloc`, which is `Sync` and frees blocks from any thread); what it shares with slices
+// on other threads is the slot word (atomics, see `ownership`).
 unsafe impl Send for BufferPool {}
 // SAFETY: `&BufferPool` only reads the pool's own frame and bookkeeping.
 unsafe impl Sync for BufferPool {}
@@ -203,7 +204,8 @@ impl Ledger {
 
     fn byte(&self, offset: usize) -> NonNull<u8> {
         debug_assert!(offset <= self.capacity);
-        // SAFETY: `offset <= capacity`, within the storage's bytes or one past their end.
+        // SAFETY: offsets come from the slot map's placements, which lie within
+        // `[0, capacity]` (its invariant): within the storage's bytes or one past their end.
         unsafe { self.bytes.add(offset) }
     }
 
@@ -213,7 +215,11 @@ impl Ledger {
     #[cold]
     #[inline(never)]
     fn make_room(&mut self, frame: NonNull<u8>, written: usize, len: usize) -> (NonNull<u8>, usize) {
-        let needed = written.checked_add(len).expect("a frame longer than usize::MAX bytes");
+        // Checked before any state changes, so a panic here leaves the pool as it was.
+        let needed = written
+            .checked_add(len)
+            .filter(|&n| n <= isize::MAX as usize)
+            .expect("a frame longer than isize::MAX bytes");
         let in_pool = self.map.mode() != PoolMode::Alloc;
         if in_pool || written == 0 {
             if self.word().any_released() {
@@ -242,7 +248,7 @@ impl Ledger {
                 self.heap.extend_from_slice(bytes);
             }
         }
-        let grown = needed.max(self.heap_hint).max(2 * self.heap.len()).max(64);
+        let grown = needed.max(self.heap_hint).max(2 * self.heap.len()).max(64).min(isize::MAX as usize);
         self.heap.resize(grown, 0);
         let frame = NonNull::new(self.heap.as_mut_ptr()).expect("a vector's pointer is non-null");
         self.debug_check(written, self.heap.len());

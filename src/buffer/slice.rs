@@ -45,8 +45,9 @@ impl Slice {
     ///
     /// # Safety
     /// `[ptr, ptr + len)` lies in `storage`'s bytes, is initialised, and is owned by slot
-    /// `bit`, which the pool has just given out: nothing else accesses it until this slice
-    /// releases the slot.
+    /// `bit` (exactly one bit, of this storage's word), which the pool has just given out:
+    /// nothing else accesses the bytes until this slice releases the slot, and the storage
+    /// stays allocated until the slot protocol says this slice or another party frees it.
     #[inline]
     pub(crate) unsafe fn from_pool(ptr: NonNull<u8>, len: usize, storage: Storage, bit: u64) -> Self {
         Slice { repr: Repr::Pool { ptr, len, storage, bit } }
