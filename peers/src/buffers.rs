@@ -32,36 +32,22 @@ pub trait Contender {
     fn take(&mut self) -> Self::Frame;
 }
 
-/// pinalloc's `BufferPool`.
-pub struct Pinalloc(pub pinalloc::buffer::BufferPool);
+/// Any of pinalloc's buffers (`BufferPool`, `BufferFromSystemMemory`) through its `Buffer`
+/// trait, as a codec uses it.
+pub struct Pinalloc<B>(pub B);
 
-impl Contender for Pinalloc {
-    type Frame = pinalloc::buffer::Slice;
+impl<B> Contender for Pinalloc<B>
+where
+    B: pinalloc::buffer::Buffer,
+    B::Slice: Send + 'static,
+{
+    type Frame = B::Slice;
     #[inline]
     fn write(&mut self, data: &[u8]) {
-        use pinalloc::buffer::Buffer;
         self.0.get_writable(data.len()).copy_from_slice(data);
     }
     #[inline]
     fn take(&mut self) -> Self::Frame {
-        use pinalloc::buffer::Buffer;
-        self.0.get_data_owned()
-    }
-}
-
-/// pinalloc's `BufferFromSystemMemory` (a `Vec<u8>` per frame).
-pub struct SystemMemory(pub pinalloc::buffer::BufferFromSystemMemory);
-
-impl Contender for SystemMemory {
-    type Frame = Vec<u8>;
-    #[inline]
-    fn write(&mut self, data: &[u8]) {
-        use pinalloc::buffer::Buffer;
-        self.0.get_writable(data.len()).copy_from_slice(data);
-    }
-    #[inline]
-    fn take(&mut self) -> Self::Frame {
-        use pinalloc::buffer::Buffer;
         self.0.get_data_owned()
     }
 }
@@ -233,7 +219,7 @@ macro_rules! with_contender {
                 $body
             }
             "system-memory" => {
-                let $c = SystemMemory(pinalloc::buffer::BufferFromSystemMemory::new(0));
+                let $c = Pinalloc(pinalloc::buffer::BufferFromSystemMemory::new(0));
                 $body
             }
             "mutex-pool" => {

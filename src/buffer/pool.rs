@@ -43,8 +43,6 @@ pub struct BufferPool {
 /// Everything but the frame state, out of line (see the module docs).
 struct Ledger {
     storage: Storage,
-    bytes: NonNull<u8>,
-    capacity: usize,
     /// Offset of the frame in the storage's bytes (pool modes).
     frame_start: usize,
     map: SlotMap,
@@ -90,23 +88,20 @@ impl BufferPool {
             return Err(PoolError::InvalidSlotCount { slots });
         }
         let storage = Storage::allocate(capacity)?;
-        let bytes = storage.bytes();
         let ledger = Box::new(Ledger {
             storage,
-            bytes,
-            capacity,
             frame_start: 0,
             map: SlotMap::new(capacity, slots),
             heap: HeapBytes::new_in(heap()),
             heap_hint: 0,
             start: 0,
         });
-        Ok(BufferPool { frame: bytes, written: 0, room: capacity, ledger })
+        Ok(BufferPool { frame: storage.bytes(), written: 0, room: capacity, ledger })
     }
 
     /// Bytes of preallocated storage.
     pub fn capacity(&self) -> usize {
-        self.ledger.capacity
+        self.ledger.map.capacity()
     }
 
     /// Number of slots.
@@ -185,7 +180,7 @@ impl Ledger {
         if written > room {
             return Err("the frame is longer than its room");
         }
-        if self.map.mode() != PoolMode::Alloc && self.frame_start + room > self.capacity {
+        if self.map.mode() != PoolMode::Alloc && self.frame_start + room > self.map.capacity() {
             return Err("the frame's room runs past the storage");
         }
         Ok(())
@@ -203,10 +198,10 @@ impl Ledger {
     fn debug_check(&self, _written: usize, _room: usize) {}
 
     fn byte(&self, offset: usize) -> NonNull<u8> {
-        debug_assert!(offset <= self.capacity);
+        debug_assert!(offset <= self.map.capacity());
         // SAFETY: offsets come from the slot map's placements, which lie within
         // `[0, capacity]` (its invariant): within the storage's bytes or one past their end.
-        unsafe { self.bytes.add(offset) }
+        unsafe { self.storage.bytes().add(offset) }
     }
 
     /// The slow path of `get_writable`: finds room for `len` more bytes of the frame at
@@ -366,7 +361,7 @@ impl Write for BufferPool {
 impl core::fmt::Debug for BufferPool {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("BufferPool")
-            .field("capacity", &self.ledger.capacity)
+            .field("capacity", &self.capacity())
             .field("written", &self.written)
             .field("map", &self.ledger.map)
             .finish_non_exhaustive()

@@ -159,6 +159,10 @@ impl SlotMap {
         self.mode
     }
 
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     pub(crate) fn slot_count(&self) -> usize {
         self.all.count_ones() as usize
     }
