@@ -7,6 +7,7 @@
 //! | layer | module | what it is |
 //! |---|---|---|
 //! | buffers | [`buffer`] | Stratum V2 style frame buffers: `BufferPool`, `Slice`, the `Buffer` trait |
+//! | pools | `pool` | `LockFreeBufferPool`: typed buffer classes, thread caches over Treiber stacks, `BufferGuard` (with `std`) |
 //! | arena | [`arena`] | `Arena`: bump allocation over OS chunks, an `Allocator` for `&Arena` |
 //! | allocator | [`global`] | `PinAlloc`: the global allocator, with per-thread caches over lock-free depots |
 //! | lock-free structures | [`stack`] | an ABA-safe Treiber stack of nodes addressed by 32-bit index, the building block of every depot and pool |
@@ -35,6 +36,8 @@ pub mod buffer;
 #[cfg(all(feature = "std", not(loom)))]
 pub mod global;
 pub mod os;
+#[cfg(all(feature = "std", not(loom)))]
+pub mod pool;
 pub mod stack;
 mod sync;
 

@@ -31,6 +31,15 @@ fn simulated_node(cpu: usize) -> Option<usize> {
     (value != 0).then(|| (cpu / (value & 0xFFFF_FFFF)) % (value >> 32))
 }
 
+/// How many NUMA nodes threads are spread over: the simulated count if a topology is
+/// simulated, otherwise the machine's.
+pub fn numa_node_count() -> usize {
+    match SIMULATED.load(Ordering::Relaxed) {
+        0 => os::numa::node_count(),
+        value => value >> 32,
+    }
+}
+
 /// The node whose depots a thread running on `cpu` should use.
 pub(crate) fn node_of_cpu(cpu: usize) -> usize {
     simulated_node(cpu).or_else(|| os::numa::node_of_cpu(cpu)).unwrap_or(0)

@@ -51,7 +51,7 @@
 mod bounded;
 mod node_pool;
 mod tagged;
-mod treiber;
+pub(crate) mod treiber;
 
 pub use bounded::{BoundedStack, Weighed};
 pub use node_pool::{MAX_NODES, NodePool, NodePoolError, Owned, PoolRef, RawNode};

@@ -291,7 +291,7 @@ impl Head {
         Tagged::from_bits(self.top.load(Ordering::Relaxed)).index() == NIL
     }
 
-    fn retries(&self) -> u64 {
+    pub(crate) fn retries(&self) -> u64 {
         self.retries.load(Ordering::Relaxed)
     }
 }

@@ -11,11 +11,11 @@
 // Not every build uses every type (the allocator is absent without `std` and under loom).
 #[cfg(not(loom))]
 #[allow(unused_imports)]
-pub use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering, fence};
+pub use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering, fence};
 
 #[cfg(loom)]
 #[allow(unused_imports)]
-pub use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering, fence};
+pub use loom::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering, fence};
 
 // The spin lock serves the allocator, which needs `std`, and the miri OS fake's table of
 // mappings; under loom it is built for its model.
