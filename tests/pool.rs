@@ -4,7 +4,7 @@
 #![cfg(feature = "std")]
 
 use pinalloc::pool::{
-    BufferClass, BufferGuard, ClassConfig, ConfigError, ConfigErrorKind, LockFreeBufferPool,
+    BufferClass, BufferGuard, ClassConfig, ClassStats, ConfigError, ConfigErrorKind, LockFreeBufferPool,
     LockFreeBufferPoolConfig, PoolError,
 };
 use proptest::prelude::*;
@@ -17,8 +17,14 @@ mod common;
 /// Small classes, so tests stay quick under miri.
 fn small(initial: u32, max: u32, cache: u32) -> LockFreeBufferPoolConfig {
     LockFreeBufferPoolConfig::new()
-        .class(BufferClass::Serialization, ClassConfig::new(256, 64).initial(initial).max(max).thread_cache(cache))
-        .class(BufferClass::Compression, ClassConfig::new(128, 16).initial(initial).max(max).thread_cache(cache))
+        .class(
+            BufferClass::Serialization,
+            ClassConfig::new(256, 64).initial(initial).max(max).thread_cache(cache),
+        )
+        .class(
+            BufferClass::Compression,
+            ClassConfig::new(128, 16).initial(initial).max(max).thread_cache(cache),
+        )
         .class(BufferClass::Simd, ClassConfig::new(32 * 8, 64).initial(initial).max(max).thread_cache(cache))
 }
 
@@ -50,7 +56,10 @@ fn bad_configurations_are_refused_with_the_class_and_reason() {
         (ClassConfig::new(64, 24), ConfigErrorKind::AlignmentNotPowerOfTwo { alignment: 24 }),
         (ClassConfig::new(64, 0), ConfigErrorKind::AlignmentNotPowerOfTwo { alignment: 0 }),
         (ClassConfig::new(64, 8).initial(0).max(0), ConfigErrorKind::ZeroMaximum),
-        (ClassConfig::new(64, 8).initial(9).max(8), ConfigErrorKind::MaximumBelowInitial { initial: 9, max: 8 }),
+        (
+            ClassConfig::new(64, 8).initial(9).max(8),
+            ConfigErrorKind::MaximumBelowInitial { initial: 9, max: 8 },
+        ),
         (ClassConfig::new(64, 8).initial(0).max(u32::MAX), ConfigErrorKind::TooManyBuffers { max: u32::MAX }),
         (ClassConfig::new(usize::MAX / 2, 8).initial(0).max(4), ConfigErrorKind::TooLarge),
     ];
@@ -100,8 +109,10 @@ fn live_guards_never_share_memory() {
 #[test]
 fn buffers_are_zeroed_on_reuse_only_when_configured() {
     for zeroed in [false, true] {
-        let config = LockFreeBufferPoolConfig::new()
-            .class(BufferClass::Compression, ClassConfig::new(512, 64).initial(1).max(1).thread_cache(4).zeroed(zeroed));
+        let config = LockFreeBufferPoolConfig::new().class(
+            BufferClass::Compression,
+            ClassConfig::new(512, 64).initial(1).max(1).thread_cache(4).zeroed(zeroed),
+        );
         let pool = LockFreeBufferPool::with_config(config).unwrap();
         let mut first = pool.get(BufferClass::Compression);
         assert!(common::is_filled(&first, 0), "fresh buffers are zero");
@@ -168,7 +179,9 @@ fn stats_add_up_and_count_thread_cache_hits() {
     assert!((pool.stats().hit_ratio() - 1.0).abs() < f64::EPSILON);
     // Flushing folds the counters in without changing them.
     pool.flush_thread_cache();
-    assert_eq!(pool.stats().serialization, stats);
+    // (CAS retries may grow: the flush is a CAS, and a weak CAS may fail spuriously.)
+    let flushed = pool.stats().serialization;
+    assert_eq!(ClassStats { cas_retries: stats.cas_retries, ..flushed }, stats);
     assert_eq!(pool.counts().serialization, 8);
 }
 
@@ -271,7 +284,8 @@ fn no_buffer_is_ever_held_twice() {
     let rounds = if cfg!(miri) { 30 } else { 20_000 };
     // A small class and caches, so buffers churn through the shared stacks and fallbacks.
     let pool = LockFreeBufferPool::with_config(small(4, 12, 4)).unwrap();
-    let (senders, receivers): (Vec<_>, Vec<_>) = (0..threads).map(|_| mpsc::channel::<(u8, u64, BufferGuard<'_>)>()).unzip();
+    let (senders, receivers): (Vec<_>, Vec<_>) =
+        (0..threads).map(|_| mpsc::channel::<(u8, u64, BufferGuard<'_>)>()).unzip();
     thread::scope(|s| {
         for (me, receiver) in receivers.into_iter().enumerate() {
             let next = senders[(me + 1) % threads].clone();

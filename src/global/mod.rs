@@ -62,7 +62,9 @@ mod topology;
 
 pub use depot::DEPOT_NODES;
 pub use purge::DEFAULT_PURGE_DELAY_MS;
-pub use topology::{current_thread_node, numa_node_count, pin_current_thread, simulate_topology, use_numa_node};
+pub use topology::{
+    current_thread_node, numa_node_count, pin_current_thread, simulate_topology, use_numa_node,
+};
 
 use crate::os::{self, HugePages};
 use core::alloc::{GlobalAlloc, Layout};

@@ -92,9 +92,7 @@ impl ClassPool {
 
     /// Makes buffers `first..first + count` accessible.
     fn commit(&self, first: u32, count: u32) -> Result<(), PoolError> {
-        self.region
-            .commit(first as usize * self.stride, count as usize * self.stride)
-            .map_err(PoolError::Os)
+        self.region.commit(first as usize * self.stride, count as usize * self.stride).map_err(PoolError::Os)
     }
 
     /// Touches every page of the first `bytes` of the region, so they are resident.
@@ -205,7 +203,8 @@ impl ClassPool {
 
     /// The layout of a fallback buffer.
     fn fallback_layout(&self) -> Layout {
-        Layout::from_size_align(self.config.buffer_size(), self.config.alignment()).expect("validated configuration")
+        Layout::from_size_align(self.config.buffer_size(), self.config.alignment())
+            .expect("validated configuration")
     }
 
     /// Allocates a fallback buffer (zeroed if the class zeroes): `None` if out of memory.

@@ -19,7 +19,8 @@ pub enum BufferClass {
 
 impl BufferClass {
     /// Every class, in index order.
-    pub const ALL: [BufferClass; 3] = [BufferClass::Serialization, BufferClass::Compression, BufferClass::Simd];
+    pub const ALL: [BufferClass; 3] =
+        [BufferClass::Serialization, BufferClass::Compression, BufferClass::Simd];
 
     /// The class's position in per-class arrays.
     pub const fn index(self) -> usize {
@@ -63,7 +64,14 @@ impl ClassConfig {
     /// Buffers of `buffer_size` bytes aligned to `alignment`; 64 created at start-up, up to
     /// 1024 in all, 16 kept per thread, not zeroed on reuse.
     pub const fn new(buffer_size: usize, alignment: usize) -> Self {
-        ClassConfig { buffer_size, alignment, initial_count: 64, max_count: 1024, thread_cache: 16, zero_on_reuse: false }
+        ClassConfig {
+            buffer_size,
+            alignment,
+            initial_count: 64,
+            max_count: 1024,
+            thread_cache: 16,
+            zero_on_reuse: false,
+        }
     }
 
     /// Buffers created (mapped and touched) when the pool is built.
@@ -146,7 +154,10 @@ impl ClassConfig {
             return error(ConfigErrorKind::ZeroMaximum);
         }
         if self.max_count < self.initial_count {
-            return error(ConfigErrorKind::MaximumBelowInitial { initial: self.initial_count, max: self.max_count });
+            return error(ConfigErrorKind::MaximumBelowInitial {
+                initial: self.initial_count,
+                max: self.max_count,
+            });
         }
         if self.max_count > MAX_BUFFERS {
             return error(ConfigErrorKind::TooManyBuffers { max: self.max_count });
@@ -192,7 +203,10 @@ impl LockFreeBufferPoolConfig {
             classes: [
                 ClassConfig::new(128 << 10, 4096).initial(32).max(512).thread_cache(8),
                 ClassConfig::new(64 << 10, 4096).initial(32).max(512).thread_cache(8),
-                ClassConfig::new(1024 * core::mem::size_of::<SimdLane>(), 64).initial(32).max(1024).thread_cache(8),
+                ClassConfig::new(1024 * core::mem::size_of::<SimdLane>(), 64)
+                    .initial(32)
+                    .max(1024)
+                    .thread_cache(8),
             ],
         }
     }

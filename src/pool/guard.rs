@@ -54,7 +54,12 @@ impl<'pool> BufferGuard<'pool> {
     /// The caller was just handed that buffer (the class's `buffer_size` bytes at `ptr`, or a
     /// fallback allocation when `index` is the marker) and holds it exclusively.
     #[inline(always)]
-    pub(crate) unsafe fn new(shared: &'pool Shared, class: BufferClass, index: u32, ptr: NonNull<u8>) -> Self {
+    pub(crate) unsafe fn new(
+        shared: &'pool Shared,
+        class: BufferClass,
+        index: u32,
+        ptr: NonNull<u8>,
+    ) -> Self {
         let len = shared.classes[class.index()].config.buffer_size();
         BufferGuard { ptr, len, index, class, shared, _holds: PhantomData }
     }

@@ -81,7 +81,9 @@ mod pool;
 mod stats;
 mod thread_cache;
 
-pub use config::{BufferClass, ClassConfig, ConfigError, ConfigErrorKind, LockFreeBufferPoolConfig, MAX_BUFFERS};
+pub use config::{
+    BufferClass, ClassConfig, ConfigError, ConfigErrorKind, LockFreeBufferPoolConfig, MAX_BUFFERS,
+};
 pub use error::PoolError;
 pub use guard::BufferGuard;
 pub use pool::LockFreeBufferPool;

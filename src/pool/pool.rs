@@ -1,13 +1,13 @@
 //! [`LockFreeBufferPool`]: the handle, and [`Shared`], the state its thread caches and
 //! guards reach.
 
+use super::SimdLane;
 use super::class::{ClassPool, FALLBACK};
 use super::config::{BufferClass, LockFreeBufferPoolConfig};
 use super::error::PoolError;
 use super::guard::BufferGuard;
 use super::stats::{BufferCounts, BufferPoolStats, ClassStats};
 use super::thread_cache::{self, CacheRef};
-use super::SimdLane;
 use crate::sync::{AtomicBool, Ordering};
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
@@ -145,7 +145,8 @@ impl LockFreeBufferPool {
     pub fn with_config(config: LockFreeBufferPoolConfig) -> Result<Self, PoolError> {
         config.validate().map_err(PoolError::Config)?;
         let nodes = crate::global::numa_node_count();
-        let [serialization, compression, simd] = BufferClass::ALL.map(|class| ClassPool::new(*config.get(class), nodes));
+        let [serialization, compression, simd] =
+            BufferClass::ALL.map(|class| ClassPool::new(*config.get(class), nodes));
         let classes = [serialization?, compression?, simd?];
         let shared = Arc::new_cyclic(|this| Shared {
             classes,
@@ -302,6 +303,9 @@ impl Drop for LockFreeBufferPool {
 
 impl fmt::Debug for LockFreeBufferPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LockFreeBufferPool").field("config", &self.config).field("free", &self.counts()).finish()
+        f.debug_struct("LockFreeBufferPool")
+            .field("config", &self.config)
+            .field("free", &self.counts())
+            .finish()
     }
 }

@@ -253,17 +253,31 @@ struct Memo {
     cache: *const PoolCache,
 }
 
-/// The thread's caches; retires them all when the thread exits. Boxed so each keeps its
-/// address (the memo and the pool's registry point at it) as the list changes.
-#[allow(clippy::vec_box)]
-struct ThreadCaches(Vec<Box<PoolCache>>);
+/// The thread's caches; retires them all when the thread exits.
+///
+/// Held as raw pointers from `Box::into_raw`, never as `Box`es: the memo and the pool's
+/// registry point into each cache, and moving a `Box` (as a growing list does) would assert
+/// unique access to it and invalidate those pointers under the aliasing rules.
+struct ThreadCaches(Vec<NonNull<PoolCache>>);
+
+impl ThreadCaches {
+    /// Retires and frees the cache at `position`.
+    fn remove(&mut self, position: usize) {
+        let cache = self.0.swap_remove(position);
+        MEMO.set(Memo { pool: ptr::null(), cache: ptr::null() });
+        // SAFETY: the list owned the cache (from `Box::into_raw`), which is now out of the
+        // list and no longer memoised; it belongs to this thread.
+        unsafe {
+            cache.as_ref().retire();
+            drop(Box::from_raw(cache.as_ptr()));
+        }
+    }
+}
 
 impl Drop for ThreadCaches {
     fn drop(&mut self) {
-        MEMO.set(Memo { pool: ptr::null(), cache: ptr::null() });
-        for cache in self.0.drain(..) {
-            // SAFETY: our thread's cache, no longer memoised.
-            unsafe { cache.retire() };
+        while !self.0.is_empty() {
+            self.remove(self.0.len() - 1);
         }
     }
 }
@@ -296,35 +310,30 @@ fn current_slow(shared: &Shared) -> Option<&PoolCache> {
             // Retire caches of pools whose handle has dropped, so their memory can go.
             let mut i = 0;
             while i < caches.0.len() {
-                if caches.0[i].shared.is_closed() {
-                    let cache = caches.0.swap_remove(i);
-                    MEMO.set(Memo { pool: ptr::null(), cache: ptr::null() });
-                    // SAFETY: our thread's cache, no longer memoised.
-                    unsafe { cache.retire() };
+                // SAFETY: caches in the list are alive (freed only by `remove`).
+                if unsafe { caches.0[i].as_ref() }.shared.is_closed() {
+                    caches.remove(i);
                 } else {
                     i += 1;
                 }
             }
-            let cache: *const PoolCache = match caches.0.iter().find(|c| ptr::eq(&*c.shared, shared)) {
-                Some(cache) => &**cache,
+            // SAFETY: as above.
+            let found = caches.0.iter().find(|c| ptr::eq(&*unsafe { c.as_ref() }.shared, shared));
+            let cache = match found {
+                Some(&cache) => cache,
                 None => {
-                    let cache = Box::new(PoolCache {
+                    let cache = NonNull::from(Box::leak(Box::new(PoolCache {
                         shared: shared.arc(),
-                        classes: core::array::from_fn(|c| ClassCache::new(shared.classes[c].config.thread_cache_size())),
-                    });
-                    let cache_ptr: *const PoolCache = &*cache;
+                        classes: core::array::from_fn(|c| {
+                            ClassCache::new(shared.classes[c].config.thread_cache_size())
+                        }),
+                    })));
                     caches.0.push(cache);
-                    shared
-                        .registry
-                        .lock()
-                        .unwrap_or_else(|poison| poison.into_inner())
-                        .push(CacheRef(NonNull::from(
-                            // SAFETY: just created; stays boxed until retired.
-                            unsafe { &*cache_ptr },
-                        )));
-                    cache_ptr
+                    shared.registry.lock().unwrap_or_else(|poison| poison.into_inner()).push(CacheRef(cache));
+                    cache
                 }
             };
+            let cache = cache.as_ptr().cast_const();
             MEMO.set(Memo { pool: shared, cache });
             // SAFETY: the cache is boxed in this thread's list and stays there until retired.
             Some(unsafe { &*cache })
@@ -337,11 +346,9 @@ fn current_slow(shared: &Shared) -> Option<&PoolCache> {
 pub(crate) fn retire_current(shared: &Shared) {
     let _ = CACHES.try_with(|caches| {
         let Ok(mut caches) = caches.try_borrow_mut() else { return };
-        if let Some(i) = caches.0.iter().position(|c| ptr::eq(&*c.shared, shared)) {
-            let cache = caches.0.swap_remove(i);
-            MEMO.set(Memo { pool: ptr::null(), cache: ptr::null() });
-            // SAFETY: our thread's cache, no longer memoised.
-            unsafe { cache.retire() };
+        // SAFETY: caches in the list are alive (freed only by `remove`).
+        if let Some(i) = caches.0.iter().position(|c| ptr::eq(&*unsafe { c.as_ref() }.shared, shared)) {
+            caches.remove(i);
         }
     });
 }

@@ -1,0 +1,70 @@
+//! pinalloc's `LockFreeBufferPool` against an `ArrayQueue` pool, lockfree-object-pool,
+//! opool and plain `Vec` allocation, in one run.
+//!
+//! `cargo run --release --manifest-path peers/Cargo.toml --bin pools [ROUNDS]` prints each
+//! contender's median ns per buffer (contenders alternate round after round, so drift on a
+//! shared machine hits them alike) and pinalloc's ratio to the `ArrayQueue` pool. Targets: a
+//! get+drop pair ≤ 3 ns and ≤ 0.5× the ArrayQueue pool; passing buffers between 2 threads
+//! ≤ 0.7× the ArrayQueue pool.
+//!
+//! `… --bin pools -- one SCENARIO NAME N` runs one scenario (`pair`, `pass`) N times on one
+//! contender, for a profiler.
+
+use pinalloc_peers::pools::NAMES;
+use pinalloc_peers::with_pool;
+
+const PAIRS: u64 = 5_000_000;
+const PASSED: u64 = 1_000_000;
+
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn measure(rounds: usize, run: impl Fn(&str) -> f64) -> Vec<f64> {
+    let mut samples = vec![Vec::new(); NAMES.len()];
+    for _ in 0..rounds {
+        for (name, out) in NAMES.iter().zip(&mut samples) {
+            out.push(run(name));
+        }
+    }
+    samples.into_iter().map(median).collect()
+}
+
+fn row(title: &str, values: &[f64]) {
+    let at = |name: &str| values[NAMES.iter().position(|n| *n == name).unwrap()];
+    print!("| {title:<30} |");
+    for v in values {
+        print!(" {v:>9.2} |");
+    }
+    println!(" {:>8.2} |", at("pinalloc") / at("arrayqueue"));
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("one") {
+        let n = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(1);
+        for _ in 0..n {
+            let ns = match args[2].as_str() {
+                "pair" => with_pool!(args[3].as_str(), |c| get_drop_pair(&c, PAIRS)),
+                "pass" => with_pool!(args[3].as_str(), |c| pass_between_threads(&c, PASSED)),
+                other => panic!("no scenario {other}: pair or pass"),
+            };
+            println!("{ns:.2} ns");
+        }
+        return;
+    }
+    let rounds: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(11);
+    print!("| {:<30} |", "ns per buffer (median)");
+    for name in NAMES {
+        print!(" {name:>9} |");
+    }
+    println!(" pinalloc / arrayqueue |");
+    println!("|{}", "---|".repeat(NAMES.len() + 2));
+    let pair = measure(rounds, |name| with_pool!(name, |c| get_drop_pair(&c, PAIRS)));
+    row("get+drop pair, one thread", &pair);
+    let pass = measure(rounds, |name| with_pool!(name, |c| pass_between_threads(&c, PASSED)));
+    row("passed between 2 threads", &pass);
+    println!();
+    println!("targets: pair ≤ 3 ns and ≤ 0.5× arrayqueue; 2 threads ≤ 0.7× arrayqueue");
+}

@@ -1,0 +1,308 @@
+//! Buffer pools compared on the two scenarios of the `LockFreeBufferPool` issue: a get+drop
+//! pair on one thread (for pinalloc, a thread-cache hit), and a producer thread passing
+//! buffers to a consumer thread that drops them (so every buffer is returned on the other
+//! thread). Used by the ratio table (`src/bin/pools.rs`) and the criterion benches
+//! (`benches/pools.rs`).
+//!
+//! Every contender hands out 4 KiB byte buffers, pre-allocated where the pool can be:
+//! * `pinalloc`: `LockFreeBufferPool` (one class of 4 KiB buffers, 32 per thread cache);
+//! * `arrayqueue`: a pool of boxed buffers on `crossbeam_queue::ArrayQueue`, with a guard
+//!   that pushes the buffer back on drop (what one writes with a bounded MPMC queue);
+//! * `lockfree-object-pool`: its `LinearObjectPool<Vec<u8>>`;
+//! * `opool`: its concurrent `Pool` (an `ArrayQueue` inside, plus an allocator);
+//! * `vec`: no pool, `Vec::with_capacity` on the system allocator each time.
+
+use crossbeam_queue::ArrayQueue;
+use pinalloc::pool::{BufferClass, ClassConfig, LockFreeBufferPool, LockFreeBufferPoolConfig};
+use std::hint::black_box;
+use std::ops::DerefMut;
+use std::time::{Duration, Instant};
+
+/// Bytes per buffer.
+pub const BUFFER: usize = 4096;
+/// Buffers each pool is built with (enough for the queue between the threads).
+pub const POOLED: usize = 1024;
+/// Capacity of the queue that carries buffers between the threads.
+pub const IN_FLIGHT: usize = 256;
+
+/// A buffer pool as the scenarios use it.
+pub trait PoolContender: Sync {
+    /// A held buffer; returned to the pool when dropped.
+    type Guard<'a>: DerefMut<Target = [u8]> + Send
+    where
+        Self: 'a;
+    /// Takes a buffer.
+    fn get(&self) -> Self::Guard<'_>;
+}
+
+/// pinalloc's pool, with one class of [`BUFFER`]-byte buffers.
+pub struct Pinalloc(pub LockFreeBufferPool);
+
+impl Pinalloc {
+    pub fn new() -> Self {
+        let class = ClassConfig::new(BUFFER, 64).initial(POOLED as u32).max(POOLED as u32).thread_cache(32);
+        let config = LockFreeBufferPoolConfig::new().class(BufferClass::Compression, class);
+        Pinalloc(LockFreeBufferPool::with_config(config).expect("valid configuration"))
+    }
+}
+
+impl Default for Pinalloc {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PoolContender for Pinalloc {
+    type Guard<'a> = pinalloc::pool::BufferGuard<'a>;
+    #[inline]
+    fn get(&self) -> Self::Guard<'_> {
+        self.0.get(BufferClass::Compression)
+    }
+}
+
+/// A pool of boxed buffers on crossbeam's `ArrayQueue`.
+pub struct ArrayQueuePool(ArrayQueue<Box<[u8]>>);
+
+impl ArrayQueuePool {
+    pub fn new() -> Self {
+        let queue = ArrayQueue::new(POOLED);
+        for _ in 0..POOLED {
+            let _ = queue.push(vec![0u8; BUFFER].into_boxed_slice());
+        }
+        ArrayQueuePool(queue)
+    }
+}
+
+impl Default for ArrayQueuePool {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A buffer of [`ArrayQueuePool`]; pushed back on drop.
+pub struct QueueGuard<'a> {
+    pool: &'a ArrayQueuePool,
+    buffer: Option<Box<[u8]>>,
+}
+
+impl std::ops::Deref for QueueGuard<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.buffer.as_deref().expect("present until drop")
+    }
+}
+
+impl DerefMut for QueueGuard<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.buffer.as_deref_mut().expect("present until drop")
+    }
+}
+
+impl Drop for QueueGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(buffer) = self.buffer.take() {
+            let _ = self.pool.0.push(buffer);
+        }
+    }
+}
+
+impl PoolContender for ArrayQueuePool {
+    type Guard<'a> = QueueGuard<'a>;
+    #[inline]
+    fn get(&self) -> QueueGuard<'_> {
+        let buffer = self.0.pop().unwrap_or_else(|| vec![0u8; BUFFER].into_boxed_slice());
+        QueueGuard { pool: self, buffer: Some(buffer) }
+    }
+}
+
+/// lockfree-object-pool's `LinearObjectPool`.
+pub struct LinearPool(lockfree_object_pool::LinearObjectPool<Vec<u8>>);
+
+impl LinearPool {
+    pub fn new() -> Self {
+        let pool = lockfree_object_pool::LinearObjectPool::new(|| vec![0u8; BUFFER], |_| {});
+        // Pre-fill: take and return as many as the scenarios hold at once.
+        let held: Vec<_> = (0..POOLED).map(|_| pool.pull()).collect();
+        drop(held);
+        LinearPool(pool)
+    }
+}
+
+impl Default for LinearPool {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Adapts a guard that derefs to `Vec<u8>` into one that derefs to `[u8]`.
+pub struct VecGuard<G>(G);
+
+impl<G: DerefMut<Target = Vec<u8>>> std::ops::Deref for VecGuard<G> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl<G: DerefMut<Target = Vec<u8>>> DerefMut for VecGuard<G> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+}
+
+impl PoolContender for LinearPool {
+    type Guard<'a> = VecGuard<lockfree_object_pool::LinearReusable<'a, Vec<u8>>>;
+    #[inline]
+    fn get(&self) -> Self::Guard<'_> {
+        VecGuard(self.0.pull())
+    }
+}
+
+/// opool's allocator of buffers.
+pub struct BufferAllocator;
+
+impl opool::PoolAllocator<Vec<u8>> for BufferAllocator {
+    fn allocate(&self) -> Vec<u8> {
+        vec![0u8; BUFFER]
+    }
+}
+
+/// opool's concurrent `Pool`.
+pub struct OPool(opool::Pool<BufferAllocator, Vec<u8>>);
+
+impl OPool {
+    pub fn new() -> Self {
+        OPool(opool::Pool::new_prefilled(POOLED, BufferAllocator))
+    }
+}
+
+impl Default for OPool {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PoolContender for OPool {
+    type Guard<'a> = VecGuard<opool::RefGuard<'a, BufferAllocator, Vec<u8>>>;
+    #[inline]
+    fn get(&self) -> Self::Guard<'_> {
+        VecGuard(self.0.get())
+    }
+}
+
+/// No pool: a fresh `Vec` from the system allocator each time.
+#[derive(Default)]
+pub struct FreshVec;
+
+/// A fresh, unpooled buffer.
+pub struct Fresh(Vec<u8>);
+
+impl std::ops::Deref for Fresh {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl DerefMut for Fresh {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+}
+
+impl PoolContender for FreshVec {
+    type Guard<'a> = Fresh;
+    #[inline]
+    fn get(&self) -> Fresh {
+        let mut v = Vec::with_capacity(BUFFER);
+        // SAFETY: capacity is BUFFER; the bytes are only written before read (the scenarios
+        // write the first byte and read only it), as a pool's recycled buffer would be.
+        #[allow(clippy::uninit_vec)]
+        unsafe {
+            v.set_len(BUFFER)
+        };
+        Fresh(v)
+    }
+}
+
+/// Every contender, by name, in table order.
+pub const NAMES: [&str; 5] = ["pinalloc", "arrayqueue", "lockfree-object-pool", "opool", "vec"];
+
+/// Runs `$body` with `$c` bound to a fresh contender called `$name`.
+#[macro_export]
+macro_rules! with_pool {
+    ($name:expr, |$c:ident| $body:expr) => {{
+        use $crate::pools::*;
+        match $name {
+            "pinalloc" => {
+                let $c = Pinalloc::new();
+                $body
+            }
+            "arrayqueue" => {
+                let $c = ArrayQueuePool::new();
+                $body
+            }
+            "lockfree-object-pool" => {
+                let $c = LinearPool::new();
+                $body
+            }
+            "opool" => {
+                let $c = OPool::new();
+                $body
+            }
+            "vec" => {
+                let $c = FreshVec;
+                $body
+            }
+            other => panic!("no contender {other}"),
+        }
+    }};
+}
+
+/// Nanoseconds per get+drop pair on one thread, over `pairs` pairs (after a warm-up).
+pub fn get_drop_pair<P: PoolContender>(pool: &P, pairs: u64) -> f64 {
+    let round = |n: u64| {
+        let start = Instant::now();
+        for i in 0..n {
+            let mut buffer = pool.get();
+            buffer[0] = i as u8;
+            black_box(&mut *buffer);
+        }
+        start.elapsed()
+    };
+    round(pairs / 10 + 1);
+    round(pairs).as_nanos() as f64 / pairs as f64
+}
+
+/// Nanoseconds per buffer when a producer thread takes buffers, writes a byte and passes
+/// them through an `ArrayQueue` to a consumer thread that reads the byte and drops them.
+pub fn pass_between_threads<P: PoolContender>(pool: &P, buffers: u64) -> f64 {
+    let queue: ArrayQueue<P::Guard<'_>> = ArrayQueue::new(IN_FLIGHT);
+    let elapsed: Duration = std::thread::scope(|s| {
+        let consumer = s.spawn(|| {
+            let mut seen = 0u64;
+            while seen < buffers {
+                match queue.pop() {
+                    Some(buffer) => {
+                        black_box(buffer[0]);
+                        seen += 1;
+                    }
+                    None => std::hint::spin_loop(),
+                }
+            }
+        });
+        let start = Instant::now();
+        for i in 0..buffers {
+            let mut buffer = pool.get();
+            buffer[0] = i as u8;
+            let mut item = buffer;
+            while let Err(back) = queue.push(item) {
+                item = back;
+                std::hint::spin_loop();
+            }
+        }
+        consumer.join().expect("consumer");
+        start.elapsed()
+    });
+    elapsed.as_nanos() as f64 / buffers as f64
+}
