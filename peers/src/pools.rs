@@ -259,14 +259,22 @@ macro_rules! with_pool {
     }};
 }
 
+/// Writes the buffer's first byte with a volatile store, so the work cannot be optimised
+/// away. (`black_box` would clobber all memory whose address escaped, the guards' stack slots
+/// included, and measure reloading them.)
+#[inline(always)]
+fn write_first(buffer: &mut [u8], value: u8) {
+    // SAFETY: `buffer` is a valid, exclusive slice with at least one byte (4 KiB buffers).
+    unsafe { std::ptr::write_volatile(&mut buffer[0], value) };
+}
+
 /// Nanoseconds per get+drop pair on one thread, over `pairs` pairs (after a warm-up).
 pub fn get_drop_pair<P: PoolContender>(pool: &P, pairs: u64) -> f64 {
     let round = |n: u64| {
         let start = Instant::now();
         for i in 0..n {
             let mut buffer = pool.get();
-            buffer[0] = i as u8;
-            black_box(&mut *buffer);
+            write_first(&mut buffer, i as u8);
         }
         start.elapsed()
     };
@@ -274,12 +282,26 @@ pub fn get_drop_pair<P: PoolContender>(pool: &P, pairs: u64) -> f64 {
     round(pairs).as_nanos() as f64 / pairs as f64
 }
 
+/// Pins the calling thread to `core` where the machine allows it (the scenario spins, so
+/// two threads sharing a core would measure the scheduler).
+fn pin(core: usize) {
+    // Read once, before any thread is pinned: a pinned thread's children inherit its mask.
+    static CORES: std::sync::OnceLock<Vec<usize>> = std::sync::OnceLock::new();
+    let cores = CORES.get_or_init(pinalloc::os::available_cores);
+    if let Some(&core) = cores.get(core % cores.len().max(1)) {
+        let _ = pinalloc::os::pin_current_thread_to_core(core);
+    }
+}
+
 /// Nanoseconds per buffer when a producer thread takes buffers, writes a byte and passes
 /// them through an `ArrayQueue` to a consumer thread that reads the byte and drops them.
+/// The producer runs on core 0 and the consumer on core 1.
 pub fn pass_between_threads<P: PoolContender>(pool: &P, buffers: u64) -> f64 {
     let queue: ArrayQueue<P::Guard<'_>> = ArrayQueue::new(IN_FLIGHT);
+    pin(0);
     let elapsed: Duration = std::thread::scope(|s| {
         let consumer = s.spawn(|| {
+            pin(1);
             let mut seen = 0u64;
             while seen < buffers {
                 match queue.pop() {
@@ -294,7 +316,7 @@ pub fn pass_between_threads<P: PoolContender>(pool: &P, buffers: u64) -> f64 {
         let start = Instant::now();
         for i in 0..buffers {
             let mut buffer = pool.get();
-            buffer[0] = i as u8;
+            write_first(&mut buffer, i as u8);
             let mut item = buffer;
             while let Err(back) = queue.push(item) {
                 item = back;

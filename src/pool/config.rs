@@ -90,8 +90,8 @@ impl ClassConfig {
         self
     }
 
-    /// Free buffers each thread keeps to itself (0: every operation uses the shared stack).
-    /// Refills and flushes move half of this at a time.
+    /// Free buffers each thread keeps to itself (0: every operation uses the shared stack;
+    /// at most [`MAX_THREAD_CACHE`]). Refills and flushes move half of this at a time.
     pub const fn thread_cache(mut self, count: u32) -> Self {
         self.thread_cache = count;
         self
@@ -159,6 +159,9 @@ impl ClassConfig {
                 max: self.max_count,
             });
         }
+        if self.thread_cache as usize > MAX_THREAD_CACHE {
+            return error(ConfigErrorKind::ThreadCacheTooLarge { size: self.thread_cache });
+        }
         if self.max_count > MAX_BUFFERS {
             return error(ConfigErrorKind::TooManyBuffers { max: self.max_count });
         }
@@ -179,6 +182,10 @@ impl ClassConfig {
 /// The most buffers one class may have: their indices must stay below the stack's index
 /// space, with room to spare for the fallback marker.
 pub const MAX_BUFFERS: u32 = 1 << 30;
+
+/// The largest thread cache: two magazines' worth, since a cache exchanges half of itself
+/// with the shared stacks as one magazine.
+pub const MAX_THREAD_CACHE: usize = 2 * super::class::MAGAZINE;
 
 /// The whole pool's settings: one [`ClassConfig`] per [`BufferClass`].
 ///
@@ -258,6 +265,11 @@ pub enum ConfigErrorKind {
         /// The maximum given.
         max: u32,
     },
+    /// A thread cache larger than [`MAX_THREAD_CACHE`].
+    ThreadCacheTooLarge {
+        /// The size given.
+        size: u32,
+    },
     /// More buffers than one class can index ([`MAX_BUFFERS`]).
     TooManyBuffers {
         /// The maximum given.
@@ -283,6 +295,9 @@ impl fmt::Display for ConfigError {
             ConfigErrorKind::ZeroMaximum => f.write_str("the maximum buffer count is zero"),
             ConfigErrorKind::MaximumBelowInitial { initial, max } => {
                 write!(f, "the maximum count {max} is below the initial count {initial}")
+            }
+            ConfigErrorKind::ThreadCacheTooLarge { size } => {
+                write!(f, "a thread cache of {size} buffers is more than {MAX_THREAD_CACHE}")
             }
             ConfigErrorKind::TooManyBuffers { max } => {
                 write!(f, "{max} buffers is more than one class can hold ({MAX_BUFFERS})")

@@ -34,20 +34,21 @@
 //! | layer | file | cost |
 //! |---|---|---|
 //! | thread cache: per thread, pool and class, a small stack of free buffer indices | `thread_cache.rs` | one TLS load and compare, then plain loads and stores |
-//! | shared stacks: per class and NUMA node, a Treiber stack of free buffers | `class.rs` | one CAS per batch of half a cache |
+//! | shared stacks: per class and NUMA node, a Treiber stack of magazines of free buffers | `class.rs` | one CAS per batch of half a cache |
 //! | region: per class, address space for the maximum count, committed as buffers are created | `class.rs` | once per buffer, ever |
 //! | fallback: a fresh allocation from `PinAlloc` when the class is at its maximum | `pool.rs` | per miss |
 //!
 //! A buffer is named by a 32-bit index: buffer `i` of a class starts at
-//! `region + i * stride` and node `i` of the class's [`NodePool`](crate::stack::NodePool)
-//! is its link on the shared stacks. Buffers never move and are never unmapped while the
-//! pool lives (the initial ones are touched at start-up, so their first use does not fault).
+//! `region + i * stride`. Buffers never move and are never unmapped while the pool lives
+//! (the initial ones are touched at start-up, so their first use does not fault).
 //!
 //! # Thread caches
 //! `get` pops the calling thread's cache for the class; a guard's drop pushes onto the
 //! dropping thread's cache. Neither uses an atomic read-modify-write. An empty cache takes
-//! half a cache's worth from the shared stack with one CAS (`pop_many`), a full one gives
-//! its oldest half back with one CAS (`push_many`). A thread's caches are flushed when it
+//! a magazine (up to half a cache of buffer indices in one node of a
+//! [`NodePool`](crate::stack::NodePool)) from the shared stack with one CAS; a full one
+//! gives its oldest half back as a magazine with one CAS. `class.rs` explains why
+//! magazines and not a chain of buffers. A thread's caches are flushed when it
 //! exits (or on [`LockFreeBufferPool::flush_thread_cache`]). How a thread finds its cache,
 //! and why the lookup is exact, is in `thread_cache.rs`.
 //!
@@ -60,7 +61,7 @@
 //!   overtaken by pops of A and B and a push of A; its CAS from A to B then succeeds and B
 //!   is both on the stack and held. The stacks here carry a tag in the head word that every
 //!   push and pop changes ([`crate::stack`] shows the interleaving; loom finds it when the
-//!   tag is disabled). Multi-node pops walk links they do not own yet and rely on the same tag.
+//!   tag is disabled).
 //! * "Wait-free progress": a Treiber stack is lock-free (some thread always completes), not
 //!   wait-free (one thread can lose every CAS). The thread caches make contention rare.
 //! * "Buffer return: a simple atomic store": a return to a shared stack is a CAS; with the

@@ -55,12 +55,35 @@ impl Shared {
         }
     }
 
-    /// Gives buffer `index` (or a fallback buffer at `ptr`) of `class` back.
+    /// Gives buffer `index` (or a fallback buffer at `ptr`) of `class` back. The common
+    /// case, a pool buffer with no zeroing into a cache with room, is inlined into the
+    /// guard's drop; everything else is one out-of-line call.
     ///
     /// # Safety
     /// The caller held the buffer (as a guard of this pool) and gives it up.
     #[inline(always)]
     pub(crate) unsafe fn give_back(&self, class: BufferClass, index: u32, ptr: NonNull<u8>) {
+        let pool = &self.classes[class.index()];
+        if index != FALLBACK
+            && !pool.config.zero_on_reuse()
+            && let Some(cache) = thread_cache::memoised(self)
+            // SAFETY: this thread's cache for `class`; the buffer is given up (contract).
+            && unsafe { cache.classes[class.index()].try_push(index) }
+        {
+            return;
+        }
+        // SAFETY: forwarded contract.
+        unsafe { self.give_back_slow(class, index, ptr) };
+    }
+
+    /// [`Shared::give_back`] for fallbacks, zeroing classes, full caches and threads without a
+    /// memoised cache.
+    ///
+    /// # Safety
+    /// As for [`Shared::give_back`].
+    #[cold]
+    #[inline(never)]
+    unsafe fn give_back_slow(&self, class: BufferClass, index: u32, ptr: NonNull<u8>) {
         let pool = &self.classes[class.index()];
         if index == FALLBACK {
             // SAFETY: the guard's buffer came from allocate_fallback of this class (contract).
@@ -80,7 +103,7 @@ impl Shared {
             }
             None => {
                 // SAFETY: as above.
-                unsafe { pool.push_chain(crate::global::current_thread_node(), &[index]) };
+                unsafe { pool.push_batch(crate::global::current_thread_node(), &[index]) };
                 pool.draw(-1);
                 // Relaxed: statistics.
                 pool.counters.returns.fetch_add(1, Ordering::Relaxed);
@@ -93,7 +116,7 @@ impl Shared {
 #[cold]
 fn take_uncached(pool: &ClassPool) -> Option<u32> {
     let mut out = [0u32];
-    if pool.take_shared(crate::global::current_thread_node(), 1, &mut out) == 0 {
+    if pool.take_shared(crate::global::current_thread_node(), &mut out) == 0 {
         return None;
     }
     pool.draw(1);
@@ -113,11 +136,7 @@ unsafe fn return_fallback(shared: &Shared, pool: &ClassPool, class: BufferClass,
     pool.fallbacks_alive(-1);
     match thread_cache::current(shared) {
         // Counted as the cache's return, so gets and returns add up per thread too.
-        Some(cache) => {
-            let counters = &cache.classes[class.index()].counters;
-            // Relaxed load and store: only this thread writes its cache's counters.
-            counters.returns.store(counters.returns.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        }
+        Some(cache) => cache.classes[class.index()].count_other_return(),
         // Relaxed: statistics.
         None => _ = pool.counters.returns.fetch_add(1, Ordering::Relaxed),
     }
@@ -243,16 +262,15 @@ impl LockFreeBufferPool {
             let mut returns = shared.returns.load(Ordering::Relaxed);
             for entry in registry.iter() {
                 // SAFETY: the registry lock is held.
-                let counters = &unsafe { entry.get() }.classes[class.index()].counters;
-                let own_cache_hits = counters.cache_hits.load(Ordering::Relaxed);
-                cache_hits += own_cache_hits;
-                hits += own_cache_hits + counters.shared_hits.load(Ordering::Relaxed);
-                misses += counters.misses.load(Ordering::Relaxed);
-                returns += counters.returns.load(Ordering::Relaxed);
+                let own = unsafe { entry.get() }.classes[class.index()].snapshot();
+                cache_hits += own.cache_hits;
+                hits += own.cache_hits + own.shared_hits;
+                misses += own.misses;
+                returns += own.returns;
             }
             let size = pool.config.buffer_size() as u64;
             let in_use = (hits + misses).saturating_sub(returns);
-            let peak = shared.peak_drawn.load(Ordering::Relaxed).max(0) as u64;
+            let peak = shared.peak.load(Ordering::Relaxed).max(0) as u64;
             let created = u64::from(pool.created());
             ClassStats {
                 hits,
@@ -279,13 +297,15 @@ impl LockFreeBufferPool {
         let [serialization, compression, simd] = BufferClass::ALL.map(|class| {
             let pool = &self.shared.classes[class.index()];
             // Relaxed: statistics.
-            let drawn = pool.counters.drawn.load(Ordering::Relaxed).max(0) as u64;
-            let cached: u64 = registry
-                .iter()
+            let mut drawn = pool.counters.drawn.load(Ordering::Relaxed);
+            let mut cached = 0u64;
+            for entry in registry.iter() {
                 // SAFETY: the registry lock is held.
-                .map(|entry| u64::from(unsafe { entry.get() }.classes[class.index()].len()))
-                .sum();
-            u64::from(pool.created()).saturating_sub(drawn) + cached
+                let cache = &unsafe { entry.get() }.classes[class.index()];
+                drawn += cache.drawn();
+                cached += u64::from(cache.len());
+            }
+            u64::from(pool.created()).saturating_sub(drawn.max(0) as u64) + cached
         });
         BufferCounts { serialization, compression, simd }
     }

@@ -25,9 +25,9 @@ pub struct ClassStats {
     pub buffers_in_use: u64,
     /// Their bytes.
     pub bytes_in_use: u64,
-    /// The most buffers ever out of the shared stacks at once (held, or waiting in thread
-    /// caches), fallbacks included: the working set to size `initial` by. An upper bound on
-    /// the peak of `buffers_in_use`, equal to it when thread caches are off.
+    /// The most buffers that existed at once: pool buffers created (initial and grown; the
+    /// pool never frees them) plus fallback buffers alive. What the class needed at its
+    /// busiest, to size `initial` and `max` by.
     pub peak_buffers: u64,
     /// `peak_buffers` in bytes.
     pub peak_bytes: u64,

@@ -1,6 +1,6 @@
 //! Thread caches: per thread and per pool, a small stack of free buffer indices for each
-//! class, used without atomics read-modify-writes, refilled from and flushed to the class's
-//! shared Treiber stack half a cache at a time (one CAS per batch).
+//! class, used without atomic read-modify-writes, refilled from and flushed to the class's
+//! shared stack half a cache at a time, as one magazine (one CAS per batch).
 //!
 //! # Finding this thread's cache for a pool
 //! A thread keeps a one-entry memo `(pool, cache)` in a `const` thread-local with no
@@ -14,9 +14,10 @@
 //! their thread takes a slow path, or when the thread exits.
 //!
 //! # Counters
-//! Each class cache counts its hits, misses and returns in atomics that only its own thread
-//! writes, with a Relaxed load and store (no read-modify-write: as cheap as a plain
-//! increment). [`LockFreeBufferPool::stats`](super::LockFreeBufferPool::stats) reads them
+//! Each class cache counts in atomics that only its own thread writes, with a Relaxed load
+//! and store (no read-modify-write: as cheap as a plain increment). The fast path counts
+//! only returns; the gets served by the cache are derived from what entered and left it
+//! (see [`CacheCounters`]). [`LockFreeBufferPool::stats`](super::LockFreeBufferPool::stats) reads them
 //! Relaxed through the pool's registry of caches; a retiring cache folds them into the
 //! class's shared counters, under the registry lock, so a snapshot never counts an
 //! operation twice or loses it.
@@ -28,7 +29,7 @@
 
 use super::class::ClassPool;
 use super::pool::Shared;
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -42,13 +43,41 @@ fn bump(counter: &AtomicU64, by: u64) {
     counter.store(counter.load(Ordering::Relaxed) + by, Ordering::Relaxed);
 }
 
-/// The counters of one class cache (see the module docs).
+/// [`bump`] for the signed count of buffers drawn.
+#[inline(always)]
+fn draw(counter: &AtomicI64, by: i64) {
+    counter.store(counter.load(Ordering::Relaxed) + by, Ordering::Relaxed);
+}
+
+/// The counters of one class cache (see the module docs). The fast path bumps only
+/// `cached_returns`; the gets served from the cache are derived, exactly, from what
+/// entered and left the cache: every buffer that entered (`filled` by slow paths,
+/// `cached_returns` by drops) either left (`flushed`, or taken by a get) or is still there.
 #[derive(Default)]
 pub(crate) struct CacheCounters {
-    pub cache_hits: AtomicU64,
-    pub shared_hits: AtomicU64,
-    pub misses: AtomicU64,
-    pub returns: AtomicU64,
+    /// Guards dropped into the cache (the fast path).
+    cached_returns: AtomicU64,
+    /// Guards dropped otherwise (full cache, fallbacks).
+    other_returns: AtomicU64,
+    /// Gets served by a refill from the shared stacks.
+    shared_hits: AtomicU64,
+    /// Gets served by a fallback allocation.
+    misses: AtomicU64,
+    /// Buffers put into the cache by slow paths (refills, the return after a flush).
+    filled: AtomicU64,
+    /// Buffers moved out of the cache to the shared stacks.
+    flushed: AtomicU64,
+    /// Buffers this cache took from the shared stacks, net of those it gave back.
+    drawn: AtomicI64,
+}
+
+/// A class cache's counters as the statistics report them.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Snapshot {
+    pub cache_hits: u64,
+    pub shared_hits: u64,
+    pub misses: u64,
+    pub returns: u64,
 }
 
 /// One class's part of a thread cache.
@@ -61,7 +90,7 @@ pub(crate) struct ClassCache {
     len: AtomicU32,
     /// Buffers moved per refill or flush: half the capacity, at least one.
     batch: u32,
-    pub counters: CacheCounters,
+    counters: CacheCounters,
 }
 
 impl ClassCache {
@@ -96,7 +125,6 @@ impl ClassCache {
         // SAFETY: `len - 1 < len <= capacity` (invariant).
         let index = unsafe { *slots.get_unchecked(len as usize - 1) };
         self.len.store(len - 1, Ordering::Relaxed);
-        bump(&self.counters.cache_hits, 1);
         Some(index)
     }
 
@@ -112,7 +140,7 @@ impl ClassCache {
         let Some(slot) = slots.get_mut(len as usize) else { return false };
         *slot = index;
         self.len.store(len + 1, Ordering::Relaxed);
-        bump(&self.counters.returns, 1);
+        bump(&self.counters.cached_returns, 1);
         true
     }
 
@@ -128,18 +156,17 @@ impl ClassCache {
         let slots = unsafe { &mut *self.slots.get() };
         let mut single = [0u32];
         let out: &mut [u32] = if slots.is_empty() { &mut single } else { &mut slots[..self.batch as usize] };
-        let got = class.take_shared(current_node(), self.batch.min(out.len() as u32), out);
+        let got = class.take_shared(current_node(), out);
         if got == 0 {
             return None;
         }
-        class.draw(i64::from(got));
+        draw(&self.counters.drawn, i64::from(got));
         let index = out[got as usize - 1];
         if !slots.is_empty() {
             self.len.store(got - 1, Ordering::Relaxed);
+            bump(&self.counters.filled, u64::from(got - 1));
         }
         bump(&self.counters.shared_hits, 1);
-        // The batch's other buffers were drawn into the cache; their gets will count as
-        // cache hits.
         Some(index)
     }
 
@@ -152,21 +179,23 @@ impl ClassCache {
     pub(crate) unsafe fn flush_and_push(&self, class: &ClassPool, index: u32) {
         // SAFETY: only this thread touches the slots (contract).
         let slots = unsafe { &mut *self.slots.get() };
-        bump(&self.counters.returns, 1);
+        bump(&self.counters.other_returns, 1);
         if slots.is_empty() {
             // SAFETY: `index` is ours to give up (contract).
-            unsafe { class.push_chain(current_node(), &[index]) };
-            class.draw(-1);
+            unsafe { class.push_batch(current_node(), &[index]) };
+            draw(&self.counters.drawn, -1);
             return;
         }
         let len = self.len.load(Ordering::Relaxed) as usize;
         let batch = self.batch as usize;
         // SAFETY: the cache's buffers are ours (invariant); the flushed ones leave it below.
-        unsafe { class.push_chain(current_node(), &slots[..batch]) };
-        class.draw(-(batch as i64));
+        unsafe { class.push_batch(current_node(), &slots[..batch]) };
+        draw(&self.counters.drawn, -(batch as i64));
+        bump(&self.counters.flushed, batch as u64);
         slots.copy_within(batch..len, 0);
         slots[len - batch] = index;
         self.len.store((len - batch + 1) as u32, Ordering::Relaxed);
+        bump(&self.counters.filled, 1);
     }
 
     /// Moves every cached buffer to the shared stacks.
@@ -179,25 +208,57 @@ impl ClassCache {
         let len = self.len.load(Ordering::Relaxed) as usize;
         if len > 0 {
             // SAFETY: the cached buffers are ours (invariant) and leave the cache now.
-            unsafe { class.push_chain(current_node(), &slots[..len]) };
-            class.draw(-(len as i64));
+            unsafe { class.push_batch(current_node(), &slots[..len]) };
+            draw(&self.counters.drawn, -(len as i64));
+            bump(&self.counters.flushed, len as u64);
             self.len.store(0, Ordering::Relaxed);
         }
     }
 
-    /// Adds the counters to the class's shared counters and resets them. Called under the
-    /// pool's registry lock (see the module docs).
-    fn fold_into(&self, class: &ClassPool) {
-        let shared = &class.counters;
-        for (mine, total) in [
-            (&self.counters.cache_hits, &shared.cache_hits),
-            (&self.counters.shared_hits, &shared.hits),
-            (&self.counters.misses, &shared.misses),
-            (&self.counters.returns, &shared.returns),
-        ] {
-            // Relaxed: statistics; the registry lock orders folds against snapshots.
-            total.fetch_add(mine.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+    /// The counters as reported. Relaxed loads: a snapshot, exact when the owner is idle.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let c = &self.counters;
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let cached_returns = load(&c.cached_returns);
+        let entered = load(&c.filled) + cached_returns;
+        let left = load(&c.flushed) + u64::from(self.len());
+        Snapshot {
+            cache_hits: entered.saturating_sub(left),
+            shared_hits: load(&c.shared_hits),
+            misses: load(&c.misses),
+            returns: cached_returns + load(&c.other_returns),
         }
+    }
+
+    /// Adds the counters to the class's shared counters and resets them. Called with the
+    /// cache empty, under the pool's registry lock (see the module docs).
+    fn fold_into(&self, class: &ClassPool) {
+        let mine = self.snapshot();
+        let shared = &class.counters;
+        // Relaxed: statistics; the registry lock orders folds against snapshots.
+        shared.cache_hits.fetch_add(mine.cache_hits, Ordering::Relaxed);
+        shared.hits.fetch_add(mine.shared_hits, Ordering::Relaxed);
+        shared.misses.fetch_add(mine.misses, Ordering::Relaxed);
+        shared.returns.fetch_add(mine.returns, Ordering::Relaxed);
+        shared.drawn.fetch_add(self.counters.drawn.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+        for counter in
+            [&self.counters.cached_returns, &self.counters.other_returns, &self.counters.shared_hits]
+        {
+            counter.store(0, Ordering::Relaxed);
+        }
+        for counter in [&self.counters.misses, &self.counters.filled, &self.counters.flushed] {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Buffers this cache has taken from the shared stacks, net (Relaxed: a snapshot).
+    pub(crate) fn drawn(&self) -> i64 {
+        self.counters.drawn.load(Ordering::Relaxed)
+    }
+
+    /// Counts a fallback buffer's return.
+    pub(crate) fn count_other_return(&self) {
+        bump(&self.counters.other_returns, 1);
     }
 
     /// Counts a fallback allocation.
@@ -287,19 +348,25 @@ std::thread_local! {
     static CACHES: RefCell<ThreadCaches> = const { RefCell::new(ThreadCaches(Vec::new())) };
 }
 
+/// This thread's cache for `shared` if the memo names it: the inlined part of [`current`].
+#[inline(always)]
+pub(crate) fn memoised(shared: &Shared) -> Option<&PoolCache> {
+    let memo = MEMO.get();
+    // SAFETY: the memo names a live cache of this thread (it is cleared before any of them
+    // is retired), which holds an `Arc` of `shared`, so the match is exact.
+    ptr::eq(memo.pool, shared).then(|| unsafe { &*memo.cache })
+}
+
 /// This thread's cache for `shared`, or `None` while the thread is exiting.
 ///
 /// The reference stays valid until this thread next calls [`current`]'s slow path,
 /// [`retire_current`] or exits; the pool code uses it within one operation only.
 #[inline(always)]
 pub(crate) fn current(shared: &Shared) -> Option<&PoolCache> {
-    let memo = MEMO.get();
-    if ptr::eq(memo.pool, shared) {
-        // SAFETY: the memo names a live cache of this thread (it is cleared before any of
-        // them is retired), which holds an `Arc` of `shared`, so the match is exact.
-        return Some(unsafe { &*memo.cache });
+    match memoised(shared) {
+        Some(cache) => Some(cache),
+        None => current_slow(shared),
     }
-    current_slow(shared)
 }
 
 #[cold]
