@@ -1,7 +1,7 @@
 //! The lock-free buffer pool: configuration checks, guards and classes, zeroing, fallback,
 //! statistics that add up, thread caches flushed at exit, and a cross-thread stress test in
 //! which no buffer is ever held twice. Iteration counts shrink under miri.
-#![cfg(feature = "std")]
+#![cfg(all(feature = "std", not(loom)))]
 
 use pinalloc::pool::{
     BufferClass, BufferGuard, ClassConfig, ClassStats, ConfigError, ConfigErrorKind, LockFreeBufferPool,

@@ -5,10 +5,12 @@
 //! use pinalloc::pool::{BufferClass, LockFreeBufferPool};
 //!
 //! let pool = LockFreeBufferPool::new()?;
+//! let (to_worker, from_feed) = std::sync::mpsc::channel();
 //! std::thread::scope(|s| {
-//!     let (to_worker, from_feed) = std::sync::mpsc::channel();
+//!     let pool = &pool;
 //!     s.spawn(move || {
-//!         for mut frame in (0..3).map(|_| pool_get(&pool)) {
+//!         for _ in 0..3 {
+//!             let mut frame = pool.get(BufferClass::Serialization);
 //!             frame[0] = 42;
 //!             to_worker.send(frame).unwrap(); // a guard is Send: dropped on the other thread
 //!         }
@@ -19,9 +21,6 @@
 //!         } // each frame goes back to the pool here, on this thread
 //!     });
 //! });
-//! # fn pool_get(pool: &LockFreeBufferPool) -> pinalloc::pool::BufferGuard<'_> {
-//! #     pool.get(BufferClass::Serialization)
-//! # }
 //! let stats = pool.stats();
 //! assert_eq!(stats.serialization.hits, 3);
 //! assert_eq!(stats.serialization.returns, 3);
@@ -82,8 +81,10 @@ mod pool;
 mod stats;
 mod thread_cache;
 
+pub use class::MAGAZINE;
 pub use config::{
     BufferClass, ClassConfig, ConfigError, ConfigErrorKind, LockFreeBufferPoolConfig, MAX_BUFFERS,
+    MAX_THREAD_CACHE,
 };
 pub use error::PoolError;
 pub use guard::BufferGuard;

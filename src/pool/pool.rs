@@ -182,7 +182,9 @@ impl LockFreeBufferPool {
     }
 
     /// A buffer of `class`, or `None` if the class has created its maximum and none is
-    /// free. Never blocks and never allocates outside the class's region.
+    /// free here: in this thread's cache or on the shared stacks. Free buffers parked in
+    /// other threads' caches (at most their cache size each) are theirs until they flush.
+    /// Never blocks and never allocates outside the class's region.
     #[inline]
     pub fn try_get(&self, class: BufferClass) -> Option<BufferGuard<'_>> {
         let index = self.shared.take(class)?;
