@@ -165,69 +165,6 @@ fn pop_all_races_push() {
     });
 }
 
-/// The batch exchange of a thread cache with its global stack: one thread takes a batch of
-/// two and flushes it back with one CAS while the other pops and pushes single nodes.
-/// Every node stays accounted for exactly once, and every payload access is ordered
-/// (push_chain's Release, pop_chain's Acquire).
-#[test]
-fn batch_exchange_races_single_operations() {
-    model(|| {
-        let (_pool, stack) = stack_of(&[0, 1, 2]);
-        let batcher = {
-            let stack = stack.clone();
-            thread::spawn(move || {
-                let taken: Vec<_> = stack.pop_many(2).collect();
-                for node in &taken {
-                    hold(node, 1);
-                }
-                stack.push_many(taken);
-            })
-        };
-        if let Some(node) = stack.pop() {
-            hold(&node, 2);
-            stack.push(node);
-        }
-        batcher.join().unwrap();
-        assert_each_once(&stack, &[], 3);
-    });
-}
-
-/// A multi-node pop walks links of nodes it does not own yet; racing another batch pop
-/// that takes those nodes and pushes one back (the ABA shape for batches), the tag makes
-/// the stale walk's CAS fail.
-#[test]
-#[cfg_attr(pinalloc_untagged, should_panic)]
-fn batch_pops_race_each_other() {
-    model(|| {
-        let (_pool, stack) = stack_of(&[0, 1, 2]);
-        let other = {
-            let stack = stack.clone();
-            thread::spawn(move || {
-                let mut taken: Vec<_> = stack.pop_many(2).collect();
-                for node in &taken {
-                    hold(node, 1);
-                }
-                // Keep one node out (leaked as a raw index; its id tells which).
-                let kept = taken.pop().map(|node| {
-                    let id = node.id;
-                    node.into_raw();
-                    id
-                });
-                stack.push_many(taken);
-                kept
-            })
-        };
-        let mine: Vec<_> = stack.pop_many(2).collect();
-        for node in &mine {
-            hold(node, 2);
-        }
-        let kept = other.join().unwrap();
-        let mut held: Vec<u32> = mine.iter().map(|node| node.id).collect();
-        held.extend(kept);
-        assert_each_once(&stack, &held, 3);
-    });
-}
-
 /// Two threads insert and release concurrently through the pool's internal free list:
 /// distinct nodes, none lost.
 #[test]

@@ -202,78 +202,11 @@ fn concurrent_inserts_create_distinct_nodes() {
     assert_eq!(pool.created(), 3 * per_thread);
 }
 
-#[test]
-fn batches_move_with_one_operation_in_stack_order() {
-    let pool = NodePool::new();
-    let stack = TreiberStack::new(&pool);
-    stack.push_many((0..10u32).map(|i| pool.insert(i).unwrap()));
-    // The first node of the batch is on top.
-    let top: Vec<u32> = stack.pop_many(3).map(|n| *n).collect();
-    assert_eq!(top, [0, 1, 2]);
-    stack.push(pool.insert(99).unwrap());
-    let rest: Vec<u32> = stack.pop_many(100).map(|n| *n).collect();
-    assert_eq!(rest, [99, 3, 4, 5, 6, 7, 8, 9]);
-    assert_eq!(stack.pop_many(4).count(), 0);
-    assert_eq!(stack.pop_many(0).count(), 0);
-    stack.push_many(std::iter::empty());
-    assert!(stack.is_empty());
-}
-
-#[test]
-fn nodes_of_a_partly_walked_batch_are_released_not_lost() {
-    let pool = NodePool::new();
-    let stack = TreiberStack::new(&pool);
-    stack.push_many((0..6u32).map(|i| pool.insert(i).unwrap()));
-    let mut batch = stack.pop_many(4);
-    assert_eq!(batch.next().as_deref(), Some(&0));
-    drop(batch); // nodes 1..=3 go to the pool's released list
-    let remaining: Vec<u32> = stack.pop_all().map(|n| *n).collect();
-    assert_eq!(remaining, [4, 5]);
-    // The pool reuses the three released nodes before creating a seventh.
-    let reused: Vec<_> = (0..3).map(|i| pool.insert(100 + i).unwrap()).collect();
-    assert_eq!(pool.created(), 6);
-    drop(reused);
-}
-
-#[test]
-fn concurrent_batches_never_lose_or_duplicate_a_node() {
-    let per_thread = if cfg!(miri) { 40 } else { 20_000 };
-    let pool = Arc::new(NodePool::new());
-    let stack = Arc::new(TreiberStack::new(Arc::clone(&pool)));
-    stack.push_many((0..64u32).map(|i| pool.insert(i).unwrap()));
-    let workers: Vec<_> = (0..3u32)
-        .map(|t| {
-            let stack = Arc::clone(&stack);
-            thread::spawn(move || {
-                for round in 0..per_thread {
-                    let batch = 1 + (round + t) % 8;
-                    let taken: Vec<_> = stack.pop_many(batch).collect();
-                    assert!(taken.len() <= batch as usize);
-                    // Give back alternately as a batch and one by one.
-                    if round % 2 == 0 {
-                        stack.push_many(taken);
-                    } else {
-                        taken.into_iter().for_each(|n| stack.push(n));
-                    }
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        w.join().unwrap();
-    }
-    let mut values: Vec<u32> = stack.pop_all().map(|n| *n).collect();
-    values.sort_unstable();
-    assert_eq!(values, (0..64).collect::<Vec<_>>());
-}
-
 #[derive(Clone, Debug)]
 enum Op {
     Insert(u16),
     PushHeld,
-    PushAllHeld,
     Pop,
-    PopMany(u8),
     PopAll,
     Release,
 }
@@ -282,9 +215,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         any::<u16>().prop_map(Op::Insert),
         Just(Op::PushHeld),
-        Just(Op::PushAllHeld),
         Just(Op::Pop),
-        (0u8..6).prop_map(Op::PopMany),
         Just(Op::PopAll),
         Just(Op::Release),
     ]
@@ -307,19 +238,6 @@ proptest! {
                     model.push(*node);
                     stack.push(node);
                 },
-                Op::PushAllHeld => {
-                    // The first node of the batch ends up on top.
-                    model.extend(held.iter().rev().map(|node| **node));
-                    stack.push_many(held.drain(..));
-                }
-                Op::PopMany(max) => {
-                    let got: Vec<_> = stack.pop_many(u32::from(max)).collect();
-                    let split = model.len().saturating_sub(usize::from(max));
-                    let mut expected = model.split_off(split);
-                    expected.reverse();
-                    prop_assert_eq!(got.iter().map(|n| **n).collect::<Vec<_>>(), expected);
-                    held.extend(got);
-                }
                 Op::Pop => {
                     let got = stack.pop();
                     prop_assert_eq!(got.as_deref().copied(), model.pop());

@@ -175,38 +175,14 @@ impl<T> NodePool<T> {
         }
         let index = self.claim_new_index()?;
         // SAFETY: the slab holding `index` is installed (claim_new_index) and nobody else can
-        // claim the fresh index, so initialising the node is ours alone.
-        unsafe { self.initialise(index, value) };
-        Ok(Owned { pool: self, index })
-    }
-
-    /// Writes a fresh node.
-    ///
-    /// `next` is stored atomically over the slab's zero fill (a valid `u32`), not written as
-    /// part of the node: a multi-node pop ([`Head::pop_chain`]) may follow a stale link to
-    /// this node and read its `next` before we hand the index out, and an atomic store
-    /// against that atomic load is no data race, where a plain write would be. Under loom,
-    /// whose atomics are not valid as zero bytes, the node is written whole; the loom
-    /// models create their nodes before the threads that walk them start.
-    ///
-    /// # Safety
-    /// `index` was just claimed by this caller (its slab is installed and no one else
-    /// writes its node).
-    unsafe fn initialise(&self, index: u32, value: T) {
-        // SAFETY: the slab holding `index` is installed (contract).
-        let node = unsafe { self.node_ptr(index) };
-        #[cfg(not(loom))]
-        // SAFETY: `node` is in an installed slab, zero-filled by the OS layer, so `next` is a
-        // valid `AtomicU32`; the value field is ours to write (contract).
+        // reach the fresh index before we hand it out, so writing the whole node is exclusive.
         unsafe {
-            (*ptr::addr_of!((*node).next)).store(NIL, Ordering::Relaxed);
-            ptr::write(ptr::addr_of_mut!((*node).value), UnsafeCell::new(value));
-        }
-        #[cfg(loom)]
-        // SAFETY: as above; the whole node is ours to write.
-        unsafe {
-            ptr::write(node, Node { next: AtomicU32::new(NIL), value: UnsafeCell::new(value) })
+            ptr::write(
+                self.node_ptr(index),
+                Node { next: AtomicU32::new(NIL), value: UnsafeCell::new(value) },
+            )
         };
+        Ok(Owned { pool: self, index })
     }
 
     /// Reserves the next unused index, mapping its slab first if needed.
@@ -274,23 +250,6 @@ impl<T> NodePool<T> {
         debug_assert!(!base.is_null(), "node {index} used before its slab was installed");
         // SAFETY: slab `slab` holds `4096 << slab` nodes and `offset` is below that (locate).
         unsafe { base.add(offset) }
-    }
-
-    /// Node `index` if this thread can see its slab installed, for reading `next` of a node
-    /// reached through a link that may be stale (and whose slab's installation therefore
-    /// need not happen-before this call).
-    ///
-    /// # Safety
-    /// `index` was handed out by this pool (every value ever stored in a `next` is).
-    #[inline]
-    pub(crate) unsafe fn node_if_visible(&self, index: u32) -> Option<&Node<T>> {
-        let (slab, offset) = locate(index);
-        // Acquire pairs with install_slab's Release: if the pointer is seen, so is the mapping.
-        let base = self.slabs[slab].load(Ordering::Acquire);
-        // SAFETY: slab `slab` holds `4096 << slab` nodes and `offset` is below that (locate);
-        // a node's `next` is a valid atomic from the slab's installation on (zero fill, then
-        // only atomic stores: see `initialise`), and slabs outlive `&self`.
-        (!base.is_null()).then(|| unsafe { &*base.add(offset) })
     }
 
     /// Node `index`.

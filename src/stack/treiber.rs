@@ -155,106 +155,6 @@ impl Head {
         }
     }
 
-    /// Pushes a chain of nodes with one compare-and-swap: `first` ends up on top and `last`
-    /// directly above the old top. A batch of `n` nodes costs one CAS instead of `n`.
-    ///
-    /// # Safety
-    /// The caller owns every node of the chain exclusively, the chain runs from `first` to
-    /// `last` through `next` (each link stored by the caller), and every index on this head
-    /// and in the chain belongs to `pool`.
-    #[inline]
-    pub(crate) unsafe fn push_chain<T>(&self, pool: &NodePool<T>, first: u32, last: u32) {
-        // SAFETY: `last` is a node of `pool` (contract).
-        let last = unsafe { pool.node(last) };
-        // Relaxed: only the value to compare against; the CAS below carries the ordering.
-        let mut top = Tagged::from_bits(self.top.load(Ordering::Relaxed));
-        let mut backoff = Backoff::new();
-        loop {
-            last.next.store(top.index(), Ordering::Relaxed);
-            // Release pairs with the Acquire in pop/pop_chain/take_all: whoever takes a node
-            // of the chain sees every link and value the owner wrote before this CAS.
-            match self.top.compare_exchange_weak(
-                top.bits(),
-                top.successor(first).bits(),
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return backoff.finish(self),
-                Err(now) => {
-                    top = Tagged::from_bits(now);
-                    backoff.retry();
-                }
-            }
-        }
-    }
-
-    /// Pops up to `max` nodes (at least one, if the stack is not empty) with one
-    /// compare-and-swap, and returns the top one and how many were taken. The caller owns
-    /// them all and walks them through `next`; the last one's `next` is stale (it still
-    /// names the node that is now on top).
-    ///
-    /// The walk reads `next` of nodes it does not own yet, as [`Head::pop`] does: the
-    /// slabs are never unmapped, so the reads are safe, and the CAS succeeds only if no
-    /// push or pop ran since `top` was read (each writes a new tag), in which case nobody
-    /// can have relinked the nodes walked (nodes on a stack are relinked only after they
-    /// are popped through this head).
-    ///
-    /// # Safety
-    /// Every index on this head belongs to `pool`.
-    #[inline]
-    pub(crate) unsafe fn pop_chain<T>(&self, pool: &NodePool<T>, max: u32) -> Option<(u32, u32)> {
-        // Acquire pairs with the Release of the push (or push_chain) that wrote the top, and
-        // through the head's release sequence with every earlier push still below it: the
-        // `next` links walked below are visible.
-        let mut top = Tagged::from_bits(self.top.load(Ordering::Acquire));
-        let mut backoff = Backoff::new();
-        loop {
-            if top.index() == NIL || max == 0 {
-                backoff.finish(self);
-                return None;
-            }
-            let mut count = 1;
-            // SAFETY: indices on this head belong to `pool` (contract), and the Acquire that
-            // read `top` made its node visible; see the doc above for why reading a node we
-            // may not own is harmless.
-            let mut rest = unsafe { pool.node(top.index()) }.next.load(Ordering::Relaxed);
-            let mut walk_was_stale = false;
-            while count < max && rest != NIL {
-                // A link read from a node that changed hands may name a node whose slab this
-                // thread has not synchronised with; then the head has moved and we retry.
-                // SAFETY: every value ever stored in a `next` of `pool` is an index of `pool`.
-                let Some(node) = (unsafe { pool.node_if_visible(rest) }) else {
-                    walk_was_stale = true;
-                    break;
-                };
-                rest = node.next.load(Ordering::Relaxed);
-                count += 1;
-            }
-            if walk_was_stale {
-                // Acquire pairs with the pushes' Release, as the load above.
-                top = Tagged::from_bits(self.top.load(Ordering::Acquire));
-                backoff.retry();
-                continue;
-            }
-            // Acquire (both outcomes) pairs with the pushes' Release, as the load above.
-            match self.top.compare_exchange_weak(
-                top.bits(),
-                top.successor(rest).bits(),
-                Ordering::Acquire,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    backoff.finish(self);
-                    return Some((top.index(), count));
-                }
-                Err(now) => {
-                    top = Tagged::from_bits(now);
-                    backoff.retry();
-                }
-            }
-        }
-    }
-
     /// Detaches the whole chain at once and returns its top index ([`NIL`] if empty); the
     /// caller owns every node on it and walks it through `next`.
     pub(crate) fn take_all(&self) -> u32 {
@@ -357,59 +257,7 @@ impl<T, P: PoolRef<T>> TreiberStack<T, P> {
 
     /// Takes every node at once (one CAS), to be walked from top to bottom.
     pub fn pop_all(&self) -> Drain<'_, T> {
-        Drain { pool: self.pool(), next: self.head.take_all(), remaining: u32::MAX }
-    }
-
-    /// Takes up to `max` nodes from the top at once (one CAS), to be walked from top to
-    /// bottom: how a cache refills in a batch.
-    pub fn pop_many(&self, max: u32) -> Drain<'_, T> {
-        // SAFETY: our head holds only our pool's indices (checked on every push).
-        match unsafe { self.head.pop_chain(self.pool(), max) } {
-            Some((first, count)) => Drain { pool: self.pool(), next: first, remaining: count },
-            None => Drain { pool: self.pool(), next: NIL, remaining: 0 },
-        }
-    }
-
-    /// Pushes every node of `nodes` with one CAS; the first ends up on top. How a cache
-    /// flushes a batch.
-    ///
-    /// # Panics
-    /// If a node belongs to another pool (nothing is pushed then; the nodes already taken
-    /// from the iterator are released to their pool).
-    pub fn push_many<'a>(&self, nodes: impl IntoIterator<Item = Owned<'a, T>>)
-    where
-        T: 'a,
-    {
-        let mut chain: Option<(u32, u32)> = None;
-        let mut nodes = nodes.into_iter();
-        for node in nodes.by_ref() {
-            if !ptr::eq(node.pool(), self.pool()) {
-                drop(node);
-                // Give the chain built so far back to the pool as released nodes.
-                if let Some((first, _)) = chain {
-                    drop(Drain { pool: self.pool(), next: first, remaining: u32::MAX });
-                }
-                panic!("TreiberStack::push_many: node belongs to a different NodePool");
-            }
-            let index = node.leak_index();
-            match &mut chain {
-                None => chain = Some((index, index)),
-                Some((_, last)) => {
-                    // SAFETY: `last` is a node of our pool that we own (taken from a token
-                    // above); linking it is ours to do before the chain is published.
-                    unsafe { self.pool().node(*last) }.next.store(index, Ordering::Relaxed);
-                    *last = index;
-                }
-            }
-            // NIL-terminate as we go, so the chain is walkable if a later node panics us out.
-            // SAFETY: as above, `index` is ours.
-            unsafe { self.pool().node(index) }.next.store(NIL, Ordering::Relaxed);
-        }
-        if let Some((first, last)) = chain {
-            // SAFETY: every node of the chain came from a token of our pool and is linked
-            // first → last above; our head holds only our pool's indices.
-            unsafe { self.head.push_chain(self.pool(), first, last) };
-        }
+        Drain { pool: self.pool(), next: self.head.take_all() }
     }
 
     /// Whether the stack was empty at the moment of the call.
@@ -437,18 +285,15 @@ impl<T, P: PoolRef<T>> fmt::Debug for TreiberStack<T, P> {
 pub struct Drain<'pool, T> {
     pool: &'pool NodePool<T>,
     next: u32,
-    /// Nodes of the chain still ours: a multi-node pop owns a prefix of the chain it walks.
-    remaining: u32,
 }
 
 impl<'pool, T> Iterator for Drain<'pool, T> {
     type Item = Owned<'pool, T>;
 
     fn next(&mut self) -> Option<Owned<'pool, T>> {
-        if self.next == NIL || self.remaining == 0 {
+        if self.next == NIL {
             return None;
         }
-        self.remaining -= 1;
         let index = self.next;
         // Read the link before handing the node out: its new owner may relink it at once.
         // Relaxed: take_all's Acquire already made every `next` on the chain visible.
