@@ -9,6 +9,24 @@ use std::alloc::{GlobalAlloc, Layout};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+/// The median of `samples` (the upper one of an even count).
+pub fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+/// The median of `rounds` runs of `run(name)` for every name, in `names` order. The
+/// contenders alternate round after round, so drift on a shared machine hits them alike.
+pub fn measure_alternating(names: &[&str], rounds: usize, run: impl Fn(&str) -> f64) -> Vec<f64> {
+    let mut samples = vec![Vec::new(); names.len()];
+    for _ in 0..rounds {
+        for (name, out) in names.iter().zip(&mut samples) {
+            out.push(run(name));
+        }
+    }
+    samples.into_iter().map(median).collect()
+}
+
 /// Deterministic xorshift.
 struct Rng(u64);
 impl Rng {

@@ -7,7 +7,9 @@
 //! * `… -- rss` runs the RSS-after-free-all scenario, each allocator in its own process;
 //! * `… -- pair NAME N` runs only N 64-byte pairs on NAME (for `valgrind --tool=callgrind`).
 
-use pinalloc_peers::{alloc, dealloc, larson, mixed_all_free_all, pair_64, producer_consumer, vec_growth};
+use pinalloc_peers::{
+    alloc, dealloc, larson, median, mixed_all_free_all, pair_64, producer_consumer, vec_growth,
+};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::time::Duration;
@@ -38,11 +40,6 @@ fn compare(scenario: &str, rounds: usize, repeats: usize) -> Vec<(&'static str, 
         }
     }
     NAMES.iter().zip(samples).map(|(name, s)| (*name, median(s))).collect()
-}
-
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
 }
 
 fn ms(d: Duration) -> f64 {

@@ -10,23 +10,8 @@
 //! `cycle`) N times on one contender, for a profiler.
 
 use pinalloc_peers::buffers::{Input, NAMES};
+use pinalloc_peers::measure_alternating;
 use pinalloc_peers::with_contender;
-
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
-}
-
-/// Median of `rounds` runs of `run(name)` for every contender.
-fn measure(rounds: usize, run: impl Fn(&str) -> f64) -> Vec<f64> {
-    let mut samples = vec![Vec::new(); NAMES.len()];
-    for _ in 0..rounds {
-        for (name, out) in NAMES.iter().zip(&mut samples) {
-            out.push(run(name));
-        }
-    }
-    samples.into_iter().map(median).collect()
-}
 
 fn row(title: &str, unit: &str, values: &[f64], bytes_ratio: bool) {
     let at = |name: &str| values[NAMES.iter().position(|n| *n == name).unwrap()];
@@ -67,17 +52,19 @@ fn main() {
     }
     println!(" vs sv2 | vs 3rd |");
     println!("|{}", "---|".repeat(NAMES.len() + 3));
-    let single =
-        measure(rounds, |name| with_contender!(name, |c| single_thread(c, &input)).as_secs_f64() * 1e3);
+    let single = measure_alternating(&NAMES, rounds, |name| {
+        with_contender!(name, |c| single_thread(c, &input)).as_secs_f64() * 1e3
+    });
     row("single thread", "ms (3rd: do-nothing)", &single, false);
-    let send = measure(rounds, |name| {
+    let send = measure_alternating(&NAMES, rounds, |name| {
         with_contender!(name, |c| send_to_thread(c, &input, false)).as_secs_f64() * 1e3
     });
     row("sent to a thread", "ms (3rd: do-nothing)", &send, false);
-    let wait = measure(rounds, |name| {
+    let wait = measure_alternating(&NAMES, rounds, |name| {
         with_contender!(name, |c| send_to_thread(c, &input, true)).as_secs_f64() * 1e3
     });
     row("sent, waiting for both", "ms (3rd: do-nothing)", &wait, false);
-    let cycle = measure(rounds, |name| with_contender!(name, |c| frame_cycle(c, 2_000_000)));
+    let cycle =
+        measure_alternating(&NAMES, rounds, |name| with_contender!(name, |c| frame_cycle(c, 2_000_000)));
     row("64 B frame cycle", "ns (3rd: bytes)", &cycle, true);
 }

@@ -10,26 +10,12 @@
 //! `… --bin pools -- one SCENARIO NAME N` runs one scenario (`pair`, `pass`) N times on one
 //! contender, for a profiler.
 
+use pinalloc_peers::measure_alternating;
 use pinalloc_peers::pools::NAMES;
 use pinalloc_peers::with_pool;
 
 const PAIRS: u64 = 5_000_000;
 const PASSED: u64 = 1_000_000;
-
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
-}
-
-fn measure(rounds: usize, run: impl Fn(&str) -> f64) -> Vec<f64> {
-    let mut samples = vec![Vec::new(); NAMES.len()];
-    for _ in 0..rounds {
-        for (name, out) in NAMES.iter().zip(&mut samples) {
-            out.push(run(name));
-        }
-    }
-    samples.into_iter().map(median).collect()
-}
 
 fn row(title: &str, values: &[f64]) {
     let at = |name: &str| values[NAMES.iter().position(|n| *n == name).unwrap()];
@@ -61,9 +47,10 @@ fn main() {
     }
     println!(" pinalloc / arrayqueue |");
     println!("|{}", "---|".repeat(NAMES.len() + 2));
-    let pair = measure(rounds, |name| with_pool!(name, |c| get_drop_pair(&c, PAIRS)));
+    let pair = measure_alternating(&NAMES, rounds, |name| with_pool!(name, |c| get_drop_pair(&c, PAIRS)));
     row("get+drop pair, one thread", &pair);
-    let pass = measure(rounds, |name| with_pool!(name, |c| pass_between_threads(&c, PASSED)));
+    let pass =
+        measure_alternating(&NAMES, rounds, |name| with_pool!(name, |c| pass_between_threads(&c, PASSED)));
     row("passed between 2 threads", &pass);
     println!();
     println!("targets: pair ≤ 3 ns and ≤ 0.5× arrayqueue; 2 threads ≤ 0.7× arrayqueue");
