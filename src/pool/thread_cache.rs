@@ -241,12 +241,9 @@ impl ClassCache {
         shared.misses.fetch_add(mine.misses, Ordering::Relaxed);
         shared.returns.fetch_add(mine.returns, Ordering::Relaxed);
         shared.drawn.fetch_add(self.counters.drawn.swap(0, Ordering::Relaxed), Ordering::Relaxed);
-        for counter in
-            [&self.counters.cached_returns, &self.counters.other_returns, &self.counters.shared_hits]
+        let c = &self.counters;
+        for counter in [&c.cached_returns, &c.other_returns, &c.shared_hits, &c.misses, &c.filled, &c.flushed]
         {
-            counter.store(0, Ordering::Relaxed);
-        }
-        for counter in [&self.counters.misses, &self.counters.filled, &self.counters.flushed] {
             counter.store(0, Ordering::Relaxed);
         }
     }
