@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | buffers | [`buffer`] | Stratum V2 style frame buffers: `BufferPool`, `Slice`, the `Buffer` trait |
 //! | pools | `pool` | `LockFreeBufferPool`: typed buffer classes, thread caches over Treiber stacks, `BufferGuard` (with `std`) |
+//! | IPC | `shm` | shared memory between processes: `SharedRegion`, `SharedArray`, `SharedBuffer` (rw-locked), `CircularBuffer` (lock-free ring) (with `std`) |
 //! | arena | [`arena`] | `Arena`: bump allocation over OS chunks, an `Allocator` for `&Arena` |
 //! | allocator | [`global`] | `PinAlloc`: the global allocator, with per-thread caches over lock-free depots |
 //! | lock-free structures | [`stack`] | an ABA-safe Treiber stack of nodes addressed by 32-bit index, the building block of every depot and pool |
@@ -38,6 +39,13 @@ pub mod global;
 pub mod os;
 #[cfg(all(feature = "std", not(loom)))]
 pub mod pool;
+#[cfg(all(feature = "std", not(loom)))]
+pub mod shm;
+/// Under loom only the ring's protocol is built, for its models.
+#[cfg(loom)]
+#[cfg_attr(not(test), allow(dead_code))]
+#[path = "shm/ring/protocol.rs"]
+mod shm_ring_protocol;
 pub mod stack;
 mod sync;
 

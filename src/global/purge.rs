@@ -105,7 +105,7 @@ fn run() {
             // Coming back by itself: freers need not wake it.
             IDLE.store(false, Ordering::SeqCst);
         }
-        os::futex_wait(&WORK, seen, timeout, false);
+        os::futex_wait(&WORK, seen, timeout.map(core::time::Duration::from_millis), false);
     }
 }
 

@@ -14,8 +14,11 @@
 //! * [`page_size`], [`numa::current_cpu`] (`getcpu`), [`numa::node_count`],
 //!   [`numa::node_of_cpu`], and thread pinning ([`pin_current_thread_to_core`]).
 //! * [`counters`]: how much this crate has mapped and purged, from the layer's own accounting.
-//! * Process services without allocation: [`monotonic_ms`], [`futex_wait`]/[`futex_wake`],
-//!   [`env_var`], [`at_fork`], [`yield_now`].
+//! * [`SharedMapping`]: POSIX shared memory by name (`shm_open`, exclusive, mode 0600) or
+//!   anonymous `MAP_SHARED` memory, the kernel half of the [`shm`](crate::shm) module.
+//! * Process services without allocation: [`monotonic_ms`], [`futex_wait`]/[`futex_wake`]
+//!   (process-shared or private), [`process_id`], [`process_alive`], [`env_var`],
+//!   [`at_fork`], [`yield_now`].
 //!
 //! Nothing here panics or allocates from the heap (sysfs files are read into stack buffers),
 //! because the global allocator is built on this layer and calls it while serving a call.
@@ -35,6 +38,7 @@ mod mapping;
 pub mod numa;
 mod pages;
 mod process;
+mod shared;
 #[cfg(feature = "fuzz")]
 #[doc(hidden)]
 pub mod sysfs;
@@ -53,4 +57,5 @@ pub use error::OsError;
 pub use mapping::{MapOptions, Mapping, RawMapping};
 pub use numa::yield_now;
 pub use pages::{HugePages, PageTier, TierStatus, page_size, reprobe_huge_pages, tier_status};
-pub use process::{at_fork, env_var, fatal, futex_wait, futex_wake, monotonic_ms};
+pub use process::{at_fork, env_var, fatal, futex_wait, futex_wake, monotonic_ms, process_alive, process_id};
+pub use shared::SharedMapping;

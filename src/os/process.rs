@@ -3,7 +3,8 @@
 
 use super::backend;
 use core::ffi::CStr;
-use core::sync::atomic::AtomicU32;
+use core::sync::atomic::{AtomicU32, Ordering};
+use core::time::Duration;
 
 /// Milliseconds since an arbitrary start, from a coarse monotonic clock (a few ms
 /// resolution; costs a memory read, not a syscall).
@@ -11,11 +12,11 @@ pub fn monotonic_ms() -> u64 {
     backend::monotonic_ms()
 }
 
-/// Sleeps while `word` holds `expected`, for at most `timeout_ms` if given. Spurious
-/// returns happen: re-check the condition. `shared` futexes work across processes (for
-/// words in shared memory); private ones are cheaper.
-pub fn futex_wait(word: &AtomicU32, expected: u32, timeout_ms: Option<u64>, shared: bool) {
-    backend::futex_wait(word, expected, timeout_ms, shared)
+/// Sleeps while `word` holds `expected`, for at most `timeout` if given. Spurious returns
+/// happen: re-check the condition. `shared` futexes work across processes (for words in
+/// shared memory); private ones are cheaper.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>, shared: bool) {
+    backend::futex_wait(word, expected, timeout, shared)
 }
 
 /// Wakes up to `count` threads sleeping on `word`.
@@ -26,6 +27,51 @@ pub fn futex_wake(word: &AtomicU32, count: u32, shared: bool) {
 /// An environment variable's value, read without allocating.
 pub fn env_var(name: &CStr) -> Option<&'static [u8]> {
     backend::env_var(name)
+}
+
+/// This process's id (`getpid`), cached: a syscall the first time, and again in a child
+/// after `fork` (a fork handler clears the cache).
+pub fn process_id() -> u32 {
+    // Relaxed: the pid is a value, not a publication; a stale read is impossible within one
+    // process because the only writer outside this thread is the fork handler, which runs in
+    // the child before any of its threads exist.
+    let cached = PID.load(Ordering::Relaxed);
+    if cached != 0 {
+        return cached;
+    }
+    // 0: not tried, 1: fork handler registered, 2: registration failed. Two threads may both
+    // register; clearing the cache twice in a child is harmless.
+    static FORK_HANDLER: AtomicU32 = AtomicU32::new(0);
+    let registered = match FORK_HANDLER.load(Ordering::Relaxed) {
+        0 => {
+            let ok = at_fork(keep_pid, keep_pid, forget_pid);
+            FORK_HANDLER.store(if ok { 1 } else { 2 }, Ordering::Relaxed);
+            ok
+        }
+        state => state == 1,
+    };
+    if !registered {
+        // No fork handler: never cache, so a forked child cannot inherit the parent's pid.
+        return backend::process_id();
+    }
+    let pid = backend::process_id();
+    PID.store(pid, Ordering::Relaxed);
+    pid
+}
+
+static PID: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn keep_pid() {}
+
+extern "C" fn forget_pid() {
+    PID.store(0, Ordering::Relaxed);
+}
+
+/// Whether process `pid` still exists (`kill(pid, 0)` does not fail with `ESRCH`). A process
+/// that has died but has not been reaped by its parent (a zombie) still exists; and a pid can
+/// be reused by a new process, so `true` is a hint, `false` is a fact.
+pub fn process_alive(pid: u32) -> bool {
+    backend::process_alive(pid)
 }
 
 /// Registers handlers run around `fork()`: `prepare` in the parent before, `parent` in the

@@ -136,11 +136,11 @@ pub(crate) fn monotonic_ms() -> u64 {
 pub(crate) fn futex_wait(
     word: &core::sync::atomic::AtomicU32,
     expected: u32,
-    timeout_ms: Option<u64>,
+    timeout: Option<core::time::Duration>,
     _shared: bool,
 ) {
     // No futex under miri: poll briefly.
-    let _ = timeout_ms;
+    let _ = timeout;
     if word.load(core::sync::atomic::Ordering::Acquire) == expected {
         std::thread::yield_now();
     }
@@ -222,4 +222,39 @@ mod roots {
             .find(|(base, len)| !base.is_null() && (base.addr()..base.addr() + len).contains(&addr))
             .map_or(ptr, |(base, _)| base.with_addr(addr))
     }
+}
+
+/// Named shared memory needs the kernel: not available under miri.
+pub(crate) fn shm_create(_name: &[u8], _len: usize) -> Result<NonNull<u8>, i32> {
+    Err(libc::ENOSYS)
+}
+
+pub(crate) fn shm_open(_name: &[u8]) -> Result<(NonNull<u8>, usize), i32> {
+    Err(libc::ENOSYS)
+}
+
+pub(crate) fn shm_unlink(_name: &[u8]) -> Result<(), i32> {
+    Err(libc::ENOSYS)
+}
+
+/// An anonymous shared mapping is, within one process, just zeroed memory.
+pub(crate) fn map_shared_anonymous(len: usize) -> Result<NonNull<u8>, i32> {
+    let granule = page_size();
+    map(&Request { len, align: granule, granule, huge_tlb: None, reserve_only: false, populate: false })
+}
+
+/// # Safety
+/// `ptr..ptr + len` came from [`map_shared_anonymous`] and nothing refers to it anymore.
+pub(crate) unsafe fn unmap_shared(ptr: NonNull<u8>, len: usize) {
+    // SAFETY: per the contract, a whole block from `map` with the page alignment.
+    unsafe { unmap(ptr, len, page_size()) }
+}
+
+/// One process under miri.
+pub(crate) fn process_id() -> u32 {
+    1
+}
+
+pub(crate) fn process_alive(pid: u32) -> bool {
+    pid == 1
 }

@@ -337,17 +337,17 @@ pub(crate) fn monotonic_ms() -> u64 {
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
 
-/// Sleeps while `*word == expected`, at most `timeout_ms` if given (`FUTEX_WAIT`). Returns on
+/// Sleeps while `*word == expected`, at most `timeout` if given (`FUTEX_WAIT`). Returns on
 /// a wake, a timeout, a signal or a value change; callers re-check their condition.
 pub(crate) fn futex_wait(
     word: &core::sync::atomic::AtomicU32,
     expected: u32,
-    timeout_ms: Option<u64>,
+    timeout: Option<core::time::Duration>,
     shared: bool,
 ) {
-    let timeout = timeout_ms.map(|ms| libc::timespec {
-        tv_sec: (ms / 1000) as libc::time_t,
-        tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
+    let timeout = timeout.map(|t| libc::timespec {
+        tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: t.subsec_nanos() as libc::c_long,
     });
     let op = if shared { libc::FUTEX_WAIT } else { libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG };
     let timeout_ptr = timeout.as_ref().map_or(ptr::null(), |t| t as *const libc::timespec);
@@ -401,4 +401,137 @@ pub(crate) fn fatal(message: &str) -> ! {
 #[cfg_attr(not(all(feature = "std", not(loom))), allow(dead_code))]
 pub(crate) fn root_provenance(ptr: *mut u8) -> *mut u8 {
     ptr
+}
+
+/// Copies `name` (without NUL) into `buf` as a NUL-terminated C string, or `ENAMETOOLONG`.
+fn c_name<'a>(name: &[u8], buf: &'a mut [u8; 256]) -> Result<&'a CStr, i32> {
+    if name.len() >= buf.len() || name.contains(&0) {
+        return Err(libc::ENAMETOOLONG);
+    }
+    buf[..name.len()].copy_from_slice(name);
+    buf[name.len()] = 0;
+    CStr::from_bytes_with_nul(&buf[..=name.len()]).map_err(|_| libc::EINVAL)
+}
+
+/// Maps `len` bytes of the open descriptor `fd` shared, read-write; closes `fd` either way.
+fn map_shared_fd(fd: libc::c_int, len: usize) -> Result<NonNull<u8>, i32> {
+    // SAFETY: a shared mapping of a file we hold open, at a kernel-chosen address, aliases
+    // no memory of this process (other mappings of the same object are the point).
+    let raw = unsafe {
+        libc::mmap(ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0)
+    };
+    let result = if raw == libc::MAP_FAILED { Err(errno()) } else { Ok(raw.cast::<u8>()) };
+    // SAFETY: `fd` is ours; the mapping keeps its own reference to the object.
+    unsafe { libc::close(fd) };
+    // SAFETY: mmap never returns null on success.
+    result.map(|p| unsafe { NonNull::new_unchecked(p) })
+}
+
+/// Creates the POSIX shared-memory object `name` (`/name`, exclusive, mode 0600), sizes it to
+/// `len` and maps it shared. On failure nothing is left behind.
+pub(crate) fn shm_create(name: &[u8], len: usize) -> Result<NonNull<u8>, i32> {
+    let mut buf = [0u8; 256];
+    let path = c_name(name, &mut buf)?;
+    let len_off = libc::off_t::try_from(len).map_err(|_| libc::EFBIG)?;
+    // SAFETY: `path` is a NUL-terminated string; shm_open has no memory preconditions.
+    let fd = unsafe { libc::shm_open(path.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, 0o600) };
+    if fd < 0 {
+        return Err(errno());
+    }
+    // SAFETY: `fd` is the descriptor just opened.
+    let sized = unsafe { libc::ftruncate(fd, len_off) };
+    let mapped = if sized == 0 { map_shared_fd(fd, len) } else { Err(errno()) };
+    if mapped.is_err() {
+        if sized != 0 {
+            // SAFETY: `fd` is still ours (map_shared_fd was not called, so it is not closed).
+            unsafe { libc::close(fd) };
+        }
+        // SAFETY: as for shm_open; removes the object this call created.
+        unsafe { libc::shm_unlink(path.as_ptr()) };
+    }
+    mapped
+}
+
+/// Opens the existing shared-memory object `name` and maps all of it shared: returns the
+/// mapping and its length (the object's size from `fstat`).
+pub(crate) fn shm_open(name: &[u8]) -> Result<(NonNull<u8>, usize), i32> {
+    let mut buf = [0u8; 256];
+    let path = c_name(name, &mut buf)?;
+    // SAFETY: `path` is a NUL-terminated string.
+    let fd = unsafe { libc::shm_open(path.as_ptr(), libc::O_RDWR, 0) };
+    if fd < 0 {
+        return Err(errno());
+    }
+    // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: `fd` is open; `st` is a valid out-pointer.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        let e = errno();
+        // SAFETY: `fd` is ours.
+        unsafe { libc::close(fd) };
+        return Err(e);
+    }
+    let len = usize::try_from(st.st_size).unwrap_or(0);
+    if len == 0 {
+        // SAFETY: `fd` is ours.
+        unsafe { libc::close(fd) };
+        return Ok((NonNull::dangling(), 0));
+    }
+    map_shared_fd(fd, len).map(|p| (p, len))
+}
+
+/// Removes the name `name` (the memory lives on until the last mapping goes).
+pub(crate) fn shm_unlink(name: &[u8]) -> Result<(), i32> {
+    let mut buf = [0u8; 256];
+    let path = c_name(name, &mut buf)?;
+    // SAFETY: `path` is a NUL-terminated string.
+    if unsafe { libc::shm_unlink(path.as_ptr()) } == 0 { Ok(()) } else { Err(errno()) }
+}
+
+/// Maps `len` bytes of anonymous memory shared (`MAP_SHARED | MAP_ANONYMOUS`): shared with
+/// children forked later, and the in-process form of a shared region.
+pub(crate) fn map_shared_anonymous(len: usize) -> Result<NonNull<u8>, i32> {
+    // SAFETY: an anonymous mapping at a kernel-chosen address aliases no existing memory.
+    let raw = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if raw == libc::MAP_FAILED {
+        return Err(errno());
+    }
+    // SAFETY: mmap never returns null on success.
+    Ok(unsafe { NonNull::new_unchecked(raw.cast()) })
+}
+
+/// Unmaps a shared mapping.
+///
+/// # Safety
+/// `ptr..ptr + len` is a whole mapping from [`shm_create`], [`shm_open`] or
+/// [`map_shared_anonymous`], and nothing refers to it anymore.
+pub(crate) unsafe fn unmap_shared(ptr: NonNull<u8>, len: usize) {
+    // SAFETY: per the contract the mapping is ours and unused.
+    unsafe { libc::munmap(ptr.as_ptr().cast(), len) };
+}
+
+/// This process's id.
+pub(crate) fn process_id() -> u32 {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() as u32 }
+}
+
+/// Whether process `pid` exists (`kill(pid, 0)`): only `ESRCH` means it is gone. A zombie —
+/// dead but not yet reaped by its parent — still counts as existing.
+pub(crate) fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks for existence and permission; nothing is delivered.
+    unsafe { libc::kill(pid, 0) == 0 || errno() != libc::ESRCH }
 }
