@@ -322,3 +322,40 @@ fn threads_two_writers_two_readers() {
 fn threads_four_writers_one_reader() {
     exchange(4, 1, 3);
 }
+
+/// Opening a segment whose header was damaged on purpose (through its file in /dev/shm)
+/// fails with the matching error, never with a crash.
+#[cfg(not(miri))]
+#[test]
+fn corrupted_headers_are_refused() {
+    use std::os::unix::fs::FileExt;
+    let name = unique("corrupt");
+    let _ring = CircularBuffer::create(&name, 4, 256).unwrap();
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(format!("/dev/shm/{name}")).unwrap();
+    let mut original = [0u8; 64];
+    file.read_exact_at(&mut original, 0).unwrap();
+    let damage = |offset: u64, bytes: &[u8]| {
+        file.write_all_at(&original, 0).unwrap();
+        file.write_all_at(bytes, offset).unwrap();
+        CircularBuffer::open(&name).unwrap_err()
+    };
+    assert_eq!(damage(0, b"NOTOURS!"), ShmError::Foreign);
+    assert_eq!(damage(0, &[0; 8]), ShmError::NotInitialised);
+    assert_eq!(damage(8, &99u32.to_le_bytes()), ShmError::UnsupportedVersion { found: 99 });
+    assert_eq!(damage(12, &77u32.to_le_bytes()), ShmError::WrongKind { expected: Kind::Ring, found: 77 });
+    assert!(matches!(damage(16, &u64::MAX.to_le_bytes()), ShmError::Truncated { expected: u64::MAX, .. }));
+    assert!(matches!(damage(16, &4096u64.to_le_bytes()), ShmError::Corrupt { .. }));
+    assert!(matches!(damage(32, &0u64.to_le_bytes()), ShmError::Corrupt { .. }), "data offset");
+    assert!(matches!(damage(40, &u64::MAX.to_le_bytes()), ShmError::Corrupt { .. }), "data length");
+    assert!(matches!(damage(48, &1u64.to_le_bytes()), ShmError::Corrupt { .. }), "one node");
+    assert!(matches!(damage(48, &(1u64 << 40).to_le_bytes()), ShmError::Corrupt { .. }), "too many nodes");
+    assert!(matches!(damage(56, &(1u64 << 20).to_le_bytes()), ShmError::Corrupt { .. }), "node size");
+    file.write_all_at(&original, 0).unwrap();
+    assert_eq!(CircularBuffer::open(&name).unwrap().nodes(), 4, "the repaired header opens");
+    file.set_len(4096).unwrap();
+    assert!(matches!(CircularBuffer::open(&name), Err(ShmError::Truncated { actual: 4096, .. })));
+    file.set_len(10).unwrap();
+    assert_eq!(CircularBuffer::open(&name).unwrap_err(), ShmError::Truncated { expected: 64, actual: 10 });
+    file.set_len(0).unwrap();
+    assert!(matches!(CircularBuffer::open(&name), Err(ShmError::Truncated { actual: 0, .. })));
+}

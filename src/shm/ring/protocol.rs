@@ -35,7 +35,7 @@
 //! its claim and its cursor step is moved by the next thread that sees the claim.
 //!
 //! **Hostile words.** Every state is interpreted relative to the position the caller expects;
-//! impossible combinations are treated as "not ready", and a bounded number of cursor steps per
+//! positions wrap rather than overflow, impossible combinations are treated as "not ready", and a bounded number of cursor steps per
 //! attempt keeps a corrupted ring from looping forever: the caller waits and times out.
 //!
 //! Laps are 40 bits, compared on the circle: a thread would have to stall for 2^39 laps of
@@ -195,7 +195,7 @@ impl Ring<'_> {
                 if slot.state.compare_exchange(seen.0, mine.0, Ordering::Acquire, Ordering::Relaxed).is_ok() {
                     let _ = self.write.0.compare_exchange(
                         position,
-                        position + 1,
+                        position.wrapping_add(1),
                         Ordering::Relaxed,
                         Ordering::Relaxed,
                     );
@@ -205,7 +205,7 @@ impl Ring<'_> {
                 // Claimed already; its claimer has not moved the cursor yet: help.
                 let _ = self.write.0.compare_exchange(
                     position,
-                    position + 1,
+                    position.wrapping_add(1),
                     Ordering::Relaxed,
                     Ordering::Relaxed,
                 );
@@ -255,7 +255,7 @@ impl Ring<'_> {
                 if slot.state.compare_exchange(seen.0, mine.0, Ordering::Acquire, Ordering::Relaxed).is_ok() {
                     let _ = self.read.0.compare_exchange(
                         position,
-                        position + 1,
+                        position.wrapping_add(1),
                         Ordering::Relaxed,
                         Ordering::Relaxed,
                     );
@@ -265,7 +265,7 @@ impl Ring<'_> {
                 // Claimed by another reader that has not moved the cursor yet: help.
                 let _ = self.read.0.compare_exchange(
                     position,
-                    position + 1,
+                    position.wrapping_add(1),
                     Ordering::Relaxed,
                     Ordering::Relaxed,
                 );
