@@ -108,7 +108,7 @@ fn child(role: &str, name: &str, args: &[u64]) {
             let mut last = vec![None::<u64>; writers as usize];
             let mut got = Vec::new();
             loop {
-                match ring.read_with(PATIENCE, |m| decode(m)) {
+                match ring.read_with(PATIENCE, decode) {
                     Ok((w, seq)) => {
                         assert!(w < writers && seq < per_writer, "message ({w}, {seq}) was never sent");
                         assert!(

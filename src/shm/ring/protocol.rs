@@ -35,8 +35,9 @@
 //! its claim and its cursor step is moved by the next thread that sees the claim.
 //!
 //! **Hostile words.** Every state is interpreted relative to the position the caller expects;
-//! positions wrap rather than overflow, impossible combinations are treated as "not ready", and a bounded number of cursor steps per
-//! attempt keeps a corrupted ring from looping forever: the caller waits and times out.
+//! positions wrap rather than overflow, impossible combinations are treated as "not ready",
+//! and a bounded number of cursor steps per attempt keeps a corrupted ring from looping
+//! forever: the caller waits and times out.
 //!
 //! Laps are 40 bits, compared on the circle: a thread would have to stall for 2^39 laps of
 //! the ring for a stale claim to succeed. Pids are 22 bits (Linux's `PID_MAX_LIMIT` is
