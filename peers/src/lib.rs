@@ -3,6 +3,7 @@
 //! Each returns the time of its measured part only.
 
 pub mod buffers;
+pub mod ipc;
 pub mod pools;
 
 use std::alloc::{GlobalAlloc, Layout};

@@ -13,7 +13,7 @@
 //! `create(name, ...)` makes a POSIX shared-memory object `/name` with `O_CREAT | O_EXCL` and
 //! mode 0600, sizes it and maps it shared; the creator removes the name when its handle drops
 //! unless [`ShmOptions::persist`] (or `set_persist`) says otherwise. `open(name)` needs only
-//! the name: the segment's [header](segment) records its kind, size, layout version and
+//! the name: the segment's header records its kind, size, layout version and
 //! parameters, and every field is checked (a missing, truncated, foreign, newer or
 //! mismatched segment is a distinct [`ShmError`]). `anonymous(...)` makes the same structure
 //! without a name, for threads of one process.
@@ -41,7 +41,7 @@ mod name;
 mod region;
 pub(crate) mod ring;
 mod rwlock;
-pub mod segment;
+mod segment;
 mod wait;
 
 pub use array::{ArrayReadGuard, ArrayWriteGuard, DEFAULT_LOCK_TIMEOUT, SharedArray};
