@@ -114,9 +114,7 @@ impl<T: Pod> SharedArray<T> {
     }
 
     fn lock(&self) -> &SharedRwLock {
-        // SAFETY: the layout reserved an aligned, zero-initialised (unlocked) SharedRwLock at
-        // the control offset, alive as long as the mapping `self` owns.
-        unsafe { &*self.segment.control().cast::<SharedRwLock>() }
+        SharedRwLock::of(&self.segment)
     }
 
     fn check(&self, index: usize) -> Result<(), ShmError> {

@@ -49,12 +49,7 @@ impl SharedBuffer {
 
     /// Opens the buffer `name`, learning its size from the header.
     pub fn open(name: &str) -> Result<Self, ShmError> {
-        let segment = Segment::open(name, Kind::Buffer, |params, data_len| {
-            if params[0] != data_len as u64 || params[1] != 0 {
-                return Err(ShmError::Corrupt { what: "buffer size parameter" });
-            }
-            layout(data_len)
-        })?;
+        let segment = Segment::open_sized(name, Kind::Buffer, layout)?;
         Ok(SharedBuffer { segment })
     }
 
@@ -79,9 +74,29 @@ impl SharedBuffer {
     }
 
     fn lock(&self) -> &SharedRwLock {
-        // SAFETY: the layout reserved an aligned SharedRwLock at the control offset, zeroed at
-        // creation (unlocked); it lives as long as the mapping, which `self` owns.
-        unsafe { &*self.segment.control().cast::<SharedRwLock>() }
+        SharedRwLock::of(&self.segment)
+    }
+
+    /// The data, for a guard.
+    ///
+    /// # Safety
+    /// The caller holds the lock (read or write) for the returned borrow's lifetime.
+    unsafe fn data(&self) -> &[u8] {
+        // SAFETY: the data is `len` mapped bytes; under the lock (the caller's contract) no
+        // cooperating process writes them.
+        unsafe { core::slice::from_raw_parts(self.segment.data(), self.len()) }
+    }
+
+    /// The data, writable, for the write guard.
+    ///
+    /// # Safety
+    /// The caller holds the write lock for the returned borrow's lifetime, with no other
+    /// borrow of the data alive.
+    #[allow(clippy::mut_from_ref)] // exclusive through the lock, not through `&self`
+    unsafe fn data_mut(&self) -> &mut [u8] {
+        // SAFETY: the data is `len` mapped, writable bytes; under the lock (the caller's
+        // contract) no cooperating process or other borrow touches them.
+        unsafe { core::slice::from_raw_parts_mut(self.segment.data(), self.len()) }
     }
 
     /// Takes the lock for reading (shared with other readers), waiting at most `timeout`
@@ -127,23 +142,30 @@ pub struct ReadGuard<'a> {
 impl ReadGuard<'_> {
     /// The data. Valid while the guard lives, as long as every peer honours the lock.
     pub fn bytes(&self) -> &[u8] {
-        // SAFETY: the data is `len` mapped bytes; under the read lock no cooperating process
-        // writes them, so a shared borrow for the guard's lifetime holds.
-        unsafe { core::slice::from_raw_parts(self.buffer.segment.data(), self.buffer.len()) }
+        // SAFETY: we hold the read lock for the guard's lifetime.
+        unsafe { self.buffer.data() }
     }
 
     /// Copies bytes at `offset` into `dst`.
     pub fn read_bytes(&self, offset: usize, dst: &mut [u8]) -> Result<(), ShmError> {
-        check_range(offset, dst.len(), self.buffer.len())?;
-        dst.copy_from_slice(&self.bytes()[offset..offset + dst.len()]);
-        Ok(())
+        copy_out(self.bytes(), offset, dst)
     }
 
     /// Reads a `T` at `offset` (unaligned).
     pub fn read<T: Pod>(&self, offset: usize) -> Result<T, ShmError> {
-        check_range(offset, size_of::<T>(), self.buffer.len())?;
-        Ok(bytemuck::pod_read_unaligned(&self.bytes()[offset..offset + size_of::<T>()]))
+        read_pod(self.bytes(), offset)
     }
+}
+
+fn copy_out(bytes: &[u8], offset: usize, dst: &mut [u8]) -> Result<(), ShmError> {
+    check_range(offset, dst.len(), bytes.len())?;
+    dst.copy_from_slice(&bytes[offset..offset + dst.len()]);
+    Ok(())
+}
+
+fn read_pod<T: Pod>(bytes: &[u8], offset: usize) -> Result<T, ShmError> {
+    check_range(offset, size_of::<T>(), bytes.len())?;
+    Ok(bytemuck::pod_read_unaligned(&bytes[offset..offset + size_of::<T>()]))
 }
 
 impl Drop for ReadGuard<'_> {
@@ -161,28 +183,25 @@ pub struct WriteGuard<'a> {
 impl WriteGuard<'_> {
     /// The data, readable.
     pub fn bytes(&self) -> &[u8] {
-        // SAFETY: as `bytes_mut`, shared.
-        unsafe { core::slice::from_raw_parts(self.buffer.segment.data(), self.buffer.len()) }
+        // SAFETY: we hold the write lock for the guard's lifetime.
+        unsafe { self.buffer.data() }
     }
 
     /// The data, writable. Valid while the guard lives, as long as every peer honours the lock.
     pub fn bytes_mut(&mut self) -> &mut [u8] {
-        // SAFETY: the data is `len` mapped, writable bytes; the write lock excludes every
-        // cooperating process, and `&mut self` every other borrow through this guard.
-        unsafe { core::slice::from_raw_parts_mut(self.buffer.segment.data(), self.buffer.len()) }
+        // SAFETY: we hold the write lock for the guard's lifetime, and `&mut self` excludes
+        // every other borrow through this guard.
+        unsafe { self.buffer.data_mut() }
     }
 
     /// Copies bytes at `offset` into `dst`.
     pub fn read_bytes(&self, offset: usize, dst: &mut [u8]) -> Result<(), ShmError> {
-        check_range(offset, dst.len(), self.buffer.len())?;
-        dst.copy_from_slice(&self.bytes()[offset..offset + dst.len()]);
-        Ok(())
+        copy_out(self.bytes(), offset, dst)
     }
 
     /// Reads a `T` at `offset` (unaligned).
     pub fn read<T: Pod>(&self, offset: usize) -> Result<T, ShmError> {
-        check_range(offset, size_of::<T>(), self.buffer.len())?;
-        Ok(bytemuck::pod_read_unaligned(&self.bytes()[offset..offset + size_of::<T>()]))
+        read_pod(self.bytes(), offset)
     }
 
     /// Copies `src` to `offset`.

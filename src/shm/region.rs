@@ -52,12 +52,7 @@ impl SharedRegion {
 
     /// Opens the region `name`, learning its size from the header.
     pub fn open(name: &str) -> Result<Self, ShmError> {
-        let segment = Segment::open(name, Kind::Region, |params, data_len| {
-            if params[0] != data_len as u64 || params[1] != 0 {
-                return Err(ShmError::Corrupt { what: "region size parameter" });
-            }
-            layout(data_len)
-        })?;
+        let segment = Segment::open_sized(name, Kind::Region, layout)?;
         Ok(SharedRegion { segment })
     }
 

@@ -19,8 +19,9 @@
 //! leaves its count behind: writers then time out. Readers carry no identity in one word;
 //! keep read sections short and bounded.
 
-use super::ShmError;
+use super::segment::Segment;
 use super::wait::{EventCount, wait_until};
+use super::{Kind, ShmError};
 use crate::os;
 use crate::sync::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -40,6 +41,16 @@ pub(crate) struct SharedRwLock {
 const SPIN: Duration = Duration::from_micros(20);
 
 impl SharedRwLock {
+    /// The lock of an array or buffer segment, whose layout reserves one at the control
+    /// offset.
+    pub(crate) fn of(segment: &Segment) -> &SharedRwLock {
+        assert!(matches!(segment.layout().kind, Kind::Array | Kind::Buffer), "a segment without a lock");
+        // SAFETY: array and buffer layouts reserve an aligned SharedRwLock at the control
+        // offset (64, in a page-aligned mapping), zeroed at creation (unlocked); it lives as
+        // long as the mapping, which `segment` owns.
+        unsafe { &*segment.control().cast::<SharedRwLock>() }
+    }
+
     /// Takes the lock for reading, waiting at most `timeout`.
     pub(crate) fn read(&self, timeout: Duration) -> Result<(), ShmError> {
         wait_until(&self.changed, SPIN, timeout, |check_owners| {

@@ -187,6 +187,21 @@ impl Segment {
         Ok(Segment { mapping, layout, name: Some(name), unlink_on_drop: false })
     }
 
+    /// Opens a segment of `kind` whose only parameter is its data length (`[len, 0]`) and
+    /// whose layout `layout_of(len)` gives: raw regions and buffers.
+    pub(crate) fn open_sized(
+        name: &str,
+        kind: Kind,
+        layout_of: fn(usize) -> Result<Layout, ShmError>,
+    ) -> Result<Segment, ShmError> {
+        Segment::open(name, kind, |params, data_len| {
+            if params != [data_len as u64, 0] {
+                return Err(ShmError::Corrupt { what: "size parameter" });
+            }
+            layout_of(data_len)
+        })
+    }
+
     pub(crate) fn layout(&self) -> &Layout {
         &self.layout
     }

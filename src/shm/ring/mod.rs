@@ -230,16 +230,10 @@ impl CircularBuffer {
         }
     }
 
-    fn is_shut_down(&self) -> bool {
-        // Acquire: partner of the Release in `shutdown`.
-        self.control().shutdown.load(Ordering::Acquire) != 0
-    }
-
-    fn claim_write(&self, timeout: Duration) -> Result<u64, ShmError> {
+    fn claim_write(&self, me: u32, timeout: Duration) -> Result<u64, ShmError> {
         let ring = self.ring();
-        let me = os::process_id();
         wait_until(&self.control().writable.0, self.spin, timeout, |check_owners| {
-            if self.is_shut_down() {
+            if self.is_shutdown() {
                 return Some(Err(ShmError::Shutdown));
             }
             match ring.try_claim_write(me) {
@@ -254,9 +248,8 @@ impl CircularBuffer {
         })
     }
 
-    fn claim_read(&self, timeout: Duration) -> Result<(u64, bool), ShmError> {
+    fn claim_read(&self, me: u32, timeout: Duration) -> Result<(u64, bool), ShmError> {
         let ring = self.ring();
-        let me = os::process_id();
         wait_until(&self.control().readable.0, self.spin, timeout, |check_owners| {
             match ring.try_claim_read(me) {
                 ReadAttempt::Claimed { position, lost } => Some(Ok((position, lost))),
@@ -264,7 +257,7 @@ impl CircularBuffer {
                     if check_owners {
                         self.recover(&ring, index, seen);
                     }
-                    self.is_shut_down().then_some(Err(ShmError::Shutdown))
+                    self.is_shutdown().then_some(Err(ShmError::Shutdown))
                 }
             }
         })
@@ -281,8 +274,9 @@ impl CircularBuffer {
         timeout: Duration,
         fill: impl FnOnce(&mut [u8]) -> usize,
     ) -> Result<usize, ShmError> {
-        let position = self.claim_write(timeout)?;
-        let claim = WriteClaim { ring: self, position, me: os::process_id(), done: false };
+        let me = os::process_id();
+        let position = self.claim_write(me, timeout)?;
+        let claim = WriteClaim { ring: self, position, me, done: false };
         // SAFETY: the node of a position we claimed is ours alone until we publish it (the
         // protocol: no other writer can claim it, no reader before the publish); it is
         // `node_size` mapped bytes inside the data.
@@ -316,8 +310,9 @@ impl CircularBuffer {
     /// [`ShmError::Corrupt`] for a length beyond the node (the node is released either way),
     /// and [`ShmError::Shutdown`] once the ring is shut down and empty.
     pub fn read_with<R>(&self, timeout: Duration, consume: impl FnOnce(&[u8]) -> R) -> Result<R, ShmError> {
-        let (position, lost) = self.claim_read(timeout)?;
-        let claim = ReadClaim { ring: self, position, me: os::process_id() };
+        let me = os::process_id();
+        let (position, lost) = self.claim_read(me, timeout)?;
+        let claim = ReadClaim { ring: self, position, me };
         if lost {
             return Err(ShmError::MessageLost { position });
         }
@@ -350,7 +345,7 @@ impl CircularBuffer {
     /// now on, readers once the published messages are drained; every sleeper wakes.
     pub fn shutdown(&self) {
         let control = self.control();
-        // Release: partner of the Acquire in `is_shut_down`.
+        // Release: partner of the Acquire in `is_shutdown`.
         control.shutdown.store(1, Ordering::Release);
         control.readable.0.notify();
         control.writable.0.notify();
@@ -358,7 +353,8 @@ impl CircularBuffer {
 
     /// Whether [`shutdown`](Self::shutdown) was called (by any process).
     pub fn is_shutdown(&self) -> bool {
-        self.is_shut_down()
+        // Acquire: partner of the Release in `shutdown`.
+        self.control().shutdown.load(Ordering::Acquire) != 0
     }
 
     /// The shared counters.

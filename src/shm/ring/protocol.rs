@@ -130,6 +130,13 @@ impl Cursor {
     pub(crate) fn position(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+
+    /// Moves the cursor from `position` to the next one, unless someone already has.
+    /// Relaxed: the cursor is a hint; the node state words carry every ordering.
+    fn step_past(&self, position: u64) {
+        let _ =
+            self.0.compare_exchange(position, position.wrapping_add(1), Ordering::Relaxed, Ordering::Relaxed);
+    }
 }
 
 /// What a writer's attempt found.
@@ -194,22 +201,12 @@ impl Ring<'_> {
                 // Acquire: partner of the Release in `release` (the last reader of this node
                 // is done with its bytes before we overwrite them).
                 if slot.state.compare_exchange(seen.0, mine.0, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-                    let _ = self.write.0.compare_exchange(
-                        position,
-                        position.wrapping_add(1),
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    );
+                    self.write.step_past(position);
                     return WriteAttempt::Claimed(position);
                 }
             } else if ahead >= 0 {
                 // Claimed already; its claimer has not moved the cursor yet: help.
-                let _ = self.write.0.compare_exchange(
-                    position,
-                    position.wrapping_add(1),
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                );
+                self.write.step_past(position);
             } else {
                 return WriteAttempt::Full(index, seen);
             }
@@ -254,22 +251,12 @@ impl Ring<'_> {
                 let mine = SlotState::new(lap, Phase::Reading, me);
                 // Acquire: partner of the writer's Release publish (the bytes are complete).
                 if slot.state.compare_exchange(seen.0, mine.0, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-                    let _ = self.read.0.compare_exchange(
-                        position,
-                        position.wrapping_add(1),
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    );
+                    self.read.step_past(position);
                     return ReadAttempt::Claimed { position, lost: seen.pid() == 0 };
                 }
             } else if ahead > 0 || (ahead == 0 && seen.phase() == Phase::Reading) {
                 // Claimed by another reader that has not moved the cursor yet: help.
-                let _ = self.read.0.compare_exchange(
-                    position,
-                    position.wrapping_add(1),
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                );
+                self.read.step_past(position);
             } else {
                 return ReadAttempt::Empty(index, seen);
             }
