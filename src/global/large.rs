@@ -12,6 +12,7 @@
 //! so `alloc_zeroed` skips the memset for them.
 
 use super::segment::{SEGMENT, SegmentKind};
+use super::segment_map;
 use crate::os::{HugePages, MapOptions, Mapping, RawMapping};
 use crate::sync::SpinLock;
 use core::alloc::Layout;
@@ -167,7 +168,8 @@ pub(crate) fn alloc(layout: Layout, huge_pages: HugePages, zeroed: bool) -> *mut
     unsafe { install(raw, offset) }
 }
 
-/// Writes the header of a large block into `raw` and returns the block.
+/// Writes the header of a large block into `raw`, registers the block in the segment map
+/// and returns it.
 ///
 /// # Safety
 /// `raw` is a mapping owned by the caller, longer than `offset >= 64` bytes.
@@ -177,7 +179,15 @@ unsafe fn install(raw: RawMapping, offset: usize) -> *mut u8 {
     // SAFETY: per the contract.
     unsafe {
         header.write(LargeHeader { magic: LARGE_MAGIC, kind: SegmentKind::Large, offset, mapping: raw });
-        raw.ptr.as_ptr().add(offset)
+        let block = raw.ptr.as_ptr().add(offset);
+        if offset >= SEGMENT {
+            // The block starts a chunk of its own: leave the way back to the header just
+            // below it, in the alignment gap (see `header_of`).
+            block.cast::<*mut LargeHeader>().sub(1).write(header);
+        }
+        // An uncovered address only makes the block read as foreign to `free`.
+        let _ = segment_map::insert(block.addr());
+        block
     }
 }
 
@@ -190,15 +200,46 @@ pub(crate) unsafe fn header(ptr: *mut u8, align: usize) -> *mut LargeHeader {
     unsafe { ptr.sub(offset_for(align)).cast() }
 }
 
+/// The header of the large block at `ptr`, knowing only the pointer: the chunk's start,
+/// except for a block aligned to 4 MiB or more, which starts a chunk itself and finds its
+/// header through the pointer stored just below it. (A small block never starts a chunk:
+/// the segment's header does.)
+///
+/// # Safety
+/// `ptr` is a live large block.
+pub(crate) unsafe fn header_of(ptr: *mut u8) -> *mut LargeHeader {
+    if ptr.addr() & (SEGMENT - 1) == 0 {
+        // SAFETY: per the contract and `install`, the pointer below the block is its header.
+        unsafe { ptr.cast::<*mut LargeHeader>().sub(1).read() }
+    } else {
+        ptr.map_addr(|addr| addr & !(SEGMENT - 1)).cast()
+    }
+}
+
+/// Takes the block at `ptr` out of the segment map; its mapping is the caller's again.
+fn retire(ptr: *mut u8, mapping: RawMapping) -> RawMapping {
+    segment_map::remove(ptr.addr());
+    mapping
+}
+
 /// Frees the large block at `ptr`: its mapping goes to the cache (unmapped after the purge
 /// delay).
 ///
 /// # Safety
 /// `ptr` came from [`alloc`]/[`realloc`] with `layout`'s alignment, and is not used again.
 pub(crate) unsafe fn dealloc(ptr: *mut u8, layout: Layout, now_ms: u64) {
+    // SAFETY: forwarded.
+    unsafe { dealloc_at(ptr, header(ptr, layout.align()), now_ms) }
+}
+
+/// Frees the large block at `ptr` whose header is `header`.
+///
+/// # Safety
+/// `header` is the header of the live large block `ptr`, which is not used again.
+pub(crate) unsafe fn dealloc_at(ptr: *mut u8, header: *mut LargeHeader, now_ms: u64) {
     // SAFETY: per the contract the header is live; the block is dead from here on.
-    let mapping = unsafe { (*header(ptr, layout.align())).mapping };
-    give_to_cache(mapping, now_ms);
+    let mapping = unsafe { (*header).mapping };
+    give_to_cache(retire(ptr, mapping), now_ms);
 }
 
 /// Resizes the large block at `ptr` to `new_size` (also large): in place if its mapping
@@ -208,12 +249,27 @@ pub(crate) unsafe fn dealloc(ptr: *mut u8, layout: Layout, now_ms: u64) {
 /// # Safety
 /// As for [`dealloc`]; on success the old pointer is dead.
 pub(crate) unsafe fn realloc(ptr: *mut u8, layout: Layout, new_size: usize, now_ms: u64) -> *mut u8 {
-    let offset = offset_for(layout.align());
-    let Some(total) = new_size.checked_add(offset) else { return ptr::null_mut() };
+    // SAFETY: forwarded; the block holds at least `layout.size()` bytes.
+    unsafe { realloc_at(ptr, header(ptr, layout.align()), layout.size(), new_size, now_ms) }
+}
+
+/// [`realloc`] of the block at `ptr` with header `header`, of which the first `used` bytes
+/// are kept.
+///
+/// # Safety
+/// `header` is the header of the live large block `ptr`, which holds at least `used` bytes;
+/// on success the old pointer is dead.
+pub(crate) unsafe fn realloc_at(
+    ptr: *mut u8,
+    header: *mut LargeHeader,
+    used: usize,
+    new_size: usize,
+    now_ms: u64,
+) -> *mut u8 {
     // SAFETY: per the contract the header is live and ours; the cached mapping is ours.
     unsafe {
-        let header = header(ptr, layout.align());
-        let current = (*header).mapping;
+        let (current, offset) = ((*header).mapping, (*header).offset);
+        let Some(total) = new_size.checked_add(offset) else { return ptr::null_mut() };
         if total <= current.len && total > current.len / 4 {
             return ptr;
         }
@@ -221,8 +277,8 @@ pub(crate) unsafe fn realloc(ptr: *mut u8, layout: Layout, new_size: usize, now_
             && let Some(warm) = take_cached(total, current.align)
         {
             let new = install(warm, offset);
-            ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
-            give_to_cache(current, now_ms);
+            ptr::copy_nonoverlapping(ptr, new, used.min(new_size));
+            give_to_cache(retire(ptr, current), now_ms);
             return new;
         }
         let mut mapping = Mapping::from_raw(current);
@@ -231,6 +287,7 @@ pub(crate) unsafe fn realloc(ptr: *mut u8, layout: Layout, new_size: usize, now_
         if result.is_err() {
             return ptr::null_mut();
         }
+        retire(ptr, current);
         LIVE_BYTES.fetch_sub(current.len, Ordering::Relaxed);
         install(raw, offset)
     }

@@ -13,6 +13,7 @@
 //! | layer | file | touched |
 //! |---|---|---|
 //! | thread cache: a free list and a spare magazine per size class | `thread_cache.rs` | every call; no atomics |
+//! | by pointer alone (C's `free`): segment map, then the span's class | `by_pointer.rs`, `segment_map.rs` | C ABI calls |
 //! | depot: per NUMA node and class, a Treiber stack of magazines | `depot.rs` | once per batch of blocks |
 //! | central: per class, the spans with blocks to give, under a lock | `central.rs` | when depots are dry or full |
 //! | segments: 4 MiB aligned mappings cut into 64 KiB pages and spans | `segment.rs` | once per span |
@@ -49,6 +50,7 @@
 //! `debug_checks` module). Without the feature the checks compile away entirely.
 
 mod allocator_api;
+mod by_pointer;
 mod central;
 mod counters;
 mod debug_checks;
@@ -56,10 +58,12 @@ mod depot;
 mod large;
 mod purge;
 mod segment;
+mod segment_map;
 pub mod size_class;
 mod thread_cache;
 mod topology;
 
+pub use by_pointer::usable_size;
 pub use depot::DEPOT_NODES;
 pub use purge::DEFAULT_PURGE_DELAY_MS;
 pub use topology::{
@@ -70,7 +74,7 @@ use crate::os::{self, HugePages};
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr;
 use core::sync::atomic::{AtomicU8, Ordering};
-use segment::{SegmentHeader, SegmentKind, SegmentOptions};
+use segment::SegmentOptions;
 use size_class::{CLASSES, block_size, class_of};
 use thread_cache::SlowPathContext;
 
@@ -79,6 +83,7 @@ use thread_cache::SlowPathContext;
 pub struct Config {
     purge_delay_ms: u64,
     huge_pages: HugePages,
+    purge_thread: bool,
 }
 
 impl Config {
@@ -87,12 +92,25 @@ impl Config {
     /// several-fold (measured: 9.6k instead of 56k faults, and a third less time, for 100k
     /// mixed blocks), at the price of RSS moving in 2 MiB steps until purged.
     pub const fn new() -> Self {
-        Config { purge_delay_ms: DEFAULT_PURGE_DELAY_MS, huge_pages: HugePages::Transparent }
+        Config {
+            purge_delay_ms: DEFAULT_PURGE_DELAY_MS,
+            huge_pages: HugePages::Transparent,
+            purge_thread: true,
+        }
     }
 
     /// How long pages of freed spans stay resident before they are given back to the OS.
     pub const fn purge_delay_ms(mut self, ms: u64) -> Self {
         self.purge_delay_ms = ms;
+        self
+    }
+
+    /// Whether due pages are purged by a background thread (the default), which a program
+    /// that goes quiet needs to see its RSS fall, or only by the threads that free memory,
+    /// at their slow paths. A library preloaded into programs that do not expect an extra
+    /// thread (the C ABI) chooses the latter.
+    pub const fn purge_thread(mut self, enabled: bool) -> Self {
+        self.purge_thread = enabled;
         self
     }
 
@@ -177,6 +195,9 @@ impl PinAlloc {
             huge = HugePages::Best;
         }
         purge::DELAY_MS.store(delay, Ordering::Relaxed);
+        if !self.config.purge_thread {
+            purge::purge_on_freeing_threads();
+        }
         let code = match huge {
             HugePages::KernelDefault => 0,
             HugePages::Forbid => 1,
@@ -298,24 +319,6 @@ pub struct ClassStats {
     pub depot_magazines_per_node: [u32; DEPOT_NODES],
     /// Failed compare-and-swaps on the class's depots (contention).
     pub depot_cas_retries: u64,
-}
-
-/// The usable size of the block at `ptr`: at least what was asked for.
-///
-/// # Safety
-/// `ptr` was returned by this allocator and is live, and was allocated with an alignment
-/// below 4 MiB.
-pub unsafe fn usable_size(ptr: *const u8) -> usize {
-    let ptr = os::root_provenance(ptr.cast_mut());
-    // SAFETY: per the contract `ptr` lies in a segment or a large mapping, both of which
-    // start, at the 4 MiB boundary below it, with a header whose first fields agree.
-    unsafe {
-        let header = SegmentHeader::of(ptr);
-        match (*header).kind {
-            SegmentKind::Small => block_size((*SegmentHeader::span_of(ptr)).class as usize),
-            SegmentKind::Large => large::usable_size(header.cast()),
-        }
-    }
 }
 
 // SAFETY: every path returns a block of at least `layout.size()` bytes aligned to

@@ -5,7 +5,8 @@
 //! lazily the first time pages are freed, purges them with `MADV_DONTNEED`; a program that
 //! frees everything and goes quiet sees its RSS fall without calling the allocator again.
 //! With a delay of zero, pages are purged at once on the freeing thread, and no thread is
-//! started. [`purge_now`] (behind `PinAlloc::purge`) purges everything immediately,
+//! started; nor is one with `Config::purge_thread(false)`, where the freeing threads purge
+//! what is due at their slow paths. [`purge_now`] (behind `PinAlloc::purge`) purges everything immediately,
 //! including the blocks parked in depots.
 //!
 //! The purger thread is spawned at a safe point of a slow path (no cache borrowed, no lock
@@ -109,9 +110,17 @@ fn run() {
     }
 }
 
-/// After `fork()` the child has no purger thread; let the next free start one.
+/// Never start the purger thread: due pages are purged by the threads that free memory.
+pub(crate) fn purge_on_freeing_threads() {
+    PURGER.store(UNAVAILABLE, Ordering::Release);
+}
+
+/// After `fork()` the child has no purger thread; let the next free start one (unless
+/// purging stays on the freeing threads).
 pub(crate) fn forget_purger_after_fork() {
-    PURGER.store(NONE, Ordering::Relaxed);
+    if PURGER.load(Ordering::Relaxed) != UNAVAILABLE {
+        PURGER.store(NONE, Ordering::Relaxed);
+    }
 }
 
 /// Returns every parked block (depots, the calling thread's cache) to its span, and purges

@@ -275,6 +275,8 @@ impl Segments {
                 spans: [Span::EMPTY; PAGES],
             });
         }
+        // An uncovered address only makes the segment's blocks read as foreign to `free`.
+        let _ = super::segment_map::insert(header.addr());
         self.head = header;
         self.segments += 1;
         // The header page.
@@ -352,6 +354,7 @@ impl Segments {
                     *link = (*segment).next;
                     self.segments -= 1;
                     self.resident_pages -= 1;
+                    super::segment_map::remove(segment.addr());
                     drop(Mapping::from_raw((*segment).mapping));
                     continue;
                 }

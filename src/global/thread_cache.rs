@@ -214,6 +214,12 @@ pub(crate) unsafe fn alloc_slow(cache: *mut ThreadCache, class: usize, cx: &Slow
             State::Active => {}
         }
         let cache = &mut *cache;
+        // The list may have been refilled since the caller found it empty: setting up (the
+        // exit hook's registration) and configuring (`pthread_atfork`) can allocate, and
+        // such a nested call comes back through this cache.
+        if let Some(block) = cache.bins[class].pop() {
+            return block;
+        }
         let spare = &mut cache.spares[class];
         let carve = &mut cache.carves[class];
         // Warm blocks first (this thread's spare, then the depot's), fresh ones last.

@@ -57,5 +57,8 @@ pub use error::OsError;
 pub use mapping::{MapOptions, Mapping, RawMapping};
 pub use numa::yield_now;
 pub use pages::{HugePages, PageTier, TierStatus, page_size, reprobe_huge_pages, tier_status};
-pub use process::{at_fork, env_var, fatal, futex_wait, futex_wake, monotonic_ms, process_alive, process_id};
+pub use process::{
+    at_fork, copy_readable, env_var, fatal, futex_wait, futex_wake, keeping_errno, monotonic_ms,
+    process_alive, process_id, set_errno,
+};
 pub use shared::SharedMapping;

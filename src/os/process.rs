@@ -24,6 +24,31 @@ pub fn futex_wake(word: &AtomicU32, count: u32, shared: bool) {
     backend::futex_wake(word, count, shared)
 }
 
+/// Runs `f` and puts the calling thread's `errno` back as it was: for C's `free`, which
+/// must not change `errno` although purging or unmapping may fail inside it.
+pub fn keeping_errno<R>(f: impl FnOnce() -> R) -> R {
+    let saved = backend::current_errno();
+    let result = f();
+    backend::set_errno(saved);
+    result
+}
+
+/// Sets the calling thread's `errno` (for the C ABI's failures).
+pub fn set_errno(value: i32) {
+    backend::set_errno(value)
+}
+
+/// Copies up to `len` bytes from `src` to `dst`, stopping where `src` stops being
+/// readable, without faulting; returns the bytes copied. For moving a block whose size is
+/// unknown (C's `realloc` of a pointer another allocator made).
+///
+/// # Safety
+/// `dst` has `len` writable bytes that do not overlap `src`.
+pub unsafe fn copy_readable(dst: *mut u8, src: *const u8, len: usize) -> usize {
+    // SAFETY: forwarded.
+    unsafe { backend::copy_readable(dst, src, len) }
+}
+
 /// An environment variable's value, read without allocating.
 pub fn env_var(name: &CStr) -> Option<&'static [u8]> {
     backend::env_var(name)

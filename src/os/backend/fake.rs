@@ -152,6 +152,22 @@ pub(crate) fn env_var(_name: &CStr) -> Option<&'static [u8]> {
     None
 }
 
+pub(crate) fn set_errno(_value: i32) {}
+
+pub(crate) fn current_errno() -> i32 {
+    0
+}
+
+/// Every byte is readable on the heap-backed fake (miri reports any that is not).
+///
+/// # Safety
+/// As for the Linux backend's; here `src` must also be readable for `len` bytes.
+pub(crate) unsafe fn copy_readable(dst: *mut u8, src: *const u8, len: usize) -> usize {
+    // SAFETY: per the contract.
+    unsafe { core::ptr::copy_nonoverlapping(src, dst, len) };
+    len
+}
+
 pub(crate) fn at_fork(_prepare: extern "C" fn(), _parent: extern "C" fn(), _child: extern "C" fn()) -> bool {
     false
 }

@@ -375,6 +375,58 @@ pub(crate) fn env_var(name: &CStr) -> Option<&'static [u8]> {
     Some(unsafe { CStr::from_ptr(value) }.to_bytes())
 }
 
+/// Sets the calling thread's `errno`.
+pub(crate) fn set_errno(value: i32) {
+    // SAFETY: as in `errno`: the thread's own errno slot.
+    unsafe { *libc::__errno_location() = value };
+}
+
+/// The calling thread's `errno`.
+pub(crate) fn current_errno() -> i32 {
+    errno()
+}
+
+/// Copies up to `len` bytes from `src` to `dst`, stopping at the first page of `src` that
+/// cannot be read; returns the bytes copied. `process_vm_readv` on this process reads
+/// through the kernel, so an unmapped or unreadable page is an error, not a fault. Partial
+/// transfers happen only between iovec elements, so the source is split at page
+/// boundaries.
+///
+/// # Safety
+/// `dst` has `len` writable bytes not overlapping `src`.
+pub(crate) unsafe fn copy_readable(dst: *mut u8, src: *const u8, len: usize) -> usize {
+    const PIECES: usize = 64;
+    let page = page_size();
+    let mut done = 0;
+    while done < len {
+        let mut remote = [libc::iovec { iov_base: ptr::null_mut(), iov_len: 0 }; PIECES];
+        let mut pieces = 0;
+        let mut planned = done;
+        while pieces < PIECES && planned < len {
+            let at = src.wrapping_add(planned);
+            let to_page_end = page - at.addr() % page;
+            let piece = to_page_end.min(len - planned);
+            remote[pieces] = libc::iovec { iov_base: at.cast_mut().cast(), iov_len: piece };
+            pieces += 1;
+            planned += piece;
+        }
+        let local = libc::iovec { iov_base: dst.wrapping_add(done).cast(), iov_len: planned - done };
+        // SAFETY: the local iovec is inside `dst` (per the contract); the kernel checks the
+        // remote ones and reports unreadable pages instead of faulting.
+        let copied = unsafe {
+            libc::process_vm_readv(libc::getpid(), &local, 1, remote.as_ptr(), pieces as libc::c_ulong, 0)
+        };
+        if copied <= 0 {
+            break;
+        }
+        done += copied as usize;
+        if done < planned {
+            break;
+        }
+    }
+    done
+}
+
 /// Registers fork handlers (`pthread_atfork`). Returns whether it worked.
 pub(crate) fn at_fork(prepare: extern "C" fn(), parent: extern "C" fn(), child: extern "C" fn()) -> bool {
     // SAFETY: the handlers are plain functions with static lifetime.

@@ -1,0 +1,332 @@
+//! `libpinalloc.so`: pinalloc as the C library's allocator, for any program.
+//!
+//! ```sh
+//! LD_PRELOAD=/path/to/libpinalloc.so program args   # any dynamically linked program
+//! cc app.c -Icapi/include -Lpath/to -lpinalloc      # or linked, with pinalloc.h
+//! ```
+//!
+//! The exports follow glibc's documented semantics, which programs rely on:
+//!
+//! | function | edge cases |
+//! |---|---|
+//! | `malloc(n)` | `malloc(0)` is a unique, freeable pointer; failure: `NULL`, `errno = ENOMEM` |
+//! | `free(p)` | `free(NULL)` does nothing; `errno` is never changed |
+//! | `calloc(n, s)` | `n * s` overflowing: `NULL`, `ENOMEM` |
+//! | `realloc(p, n)` | `realloc(NULL, n)` is `malloc(n)`; `realloc(p, 0)` frees `p` and returns `NULL`; failure leaves `p` intact |
+//! | `reallocarray(p, n, s)` | as `realloc`, with the overflow check of `calloc` |
+//! | `posix_memalign(&p, a, n)` | `a` not a power of two times `sizeof(void *)`: `EINVAL`; out of memory: `ENOMEM`; `errno` untouched |
+//! | `aligned_alloc(a, n)` | `a` not a power of two: `NULL`, `errno = EINVAL` (glibc 2.38 and C17) |
+//! | `memalign(a, n)` | `a` rounded up to a power of two; above `SIZE_MAX / 2 + 1`: `EINVAL` |
+//! | `valloc(n)`, `pvalloc(n)` | page-aligned; `pvalloc` also rounds `n` up to whole pages |
+//! | `malloc_usable_size(p)` | at least the size asked for; `0` for `NULL` |
+//!
+//! Every block is aligned to 16 bytes at least.
+//!
+//! # Pointers from elsewhere
+//! Before a preloaded library is relocated, the dynamic loader allocates with its own
+//! minimal allocator, and a program may hand over memory from another allocator. The
+//! [segment map](pinalloc_core::PinAlloc::owns) tells such *foreign* pointers apart in one
+//! load. `free` leaves them alone (their owner may be a bump allocator that cannot take
+//! them back; the bytes are leaked, as glibc's loader leaks them), `realloc` moves their
+//! contents into a fresh block, copying what is readable up to the new size (their size is
+//! unknown), and `malloc_usable_size` reports `0`. `pinalloc_stats` counts them.
+//!
+//! # Thread-local state
+//! Each thread's cache is a `const`-initialised thread-local without a destructor, so
+//! reaching it needs no lazy set-up and cannot allocate. Its first slow path registers a
+//! thread-exit hook (through glibc's `__cxa_thread_atexit_impl`, which allocates a list
+//! entry: by then the cache is usable, so that `calloc` is served normally). At thread
+//! exit the hook returns the cache's blocks to the shared depots; allocations made after
+//! it (by later destructors, or by glibc freeing its per-thread data) are served one block
+//! at a time. Threads made by `pthread_create` from C need nothing else.
+//!
+//! The thread-local uses the toolchain's default model for shared objects (general
+//! dynamic, one `__tls_get_addr` call per access): stable Rust cannot ask for initial-exec.
+//! For a library loaded at start-up (`LD_PRELOAD` or linked), glibc places its TLS in the
+//! static block, so that call never allocates; `dlopen`ing this library is not supported
+//! (glibc may then allocate inside `__tls_get_addr`, recursively).
+//!
+//! # fork
+//! The allocator's fork handlers hold every lock across `fork()`, so the child starts with
+//! consistent, unlocked state. The child's other threads are gone, and the blocks in their
+//! caches with them (as with every thread-caching allocator).
+//!
+//! # Purging
+//! Free pages are given back to the OS after the purge delay by the threads that free
+//! memory, not by a background thread: a preloaded library must not add threads to
+//! programs that count them (or `fork` and expect to be alone). `pinalloc_purge()`
+//! returns everything free at once.
+
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::ffi::{c_int, c_void};
+use core::ptr;
+use core::sync::atomic::{AtomicU64, Ordering};
+use pinalloc_core::global::{Config, PinAlloc, usable_size};
+use pinalloc_core::os;
+
+/// The allocator behind every export, and behind this library's own Rust code.
+#[global_allocator]
+static PINALLOC: PinAlloc = PinAlloc::with_config(Config::new().purge_thread(false));
+
+/// The alignment of every block (glibc's `MALLOC_ALIGNMENT` on 64-bit targets).
+const MIN_ALIGN: usize = 16;
+
+/// Foreign pointers met by `free` and `realloc`. Relaxed, no partner: statistics.
+static FOREIGN_FREES: AtomicU64 = AtomicU64::new(0);
+static FOREIGN_REALLOCS: AtomicU64 = AtomicU64::new(0);
+
+/// A block of `size` bytes aligned to `align` (a power of two), or null with `errno`
+/// set to `ENOMEM`.
+#[inline(always)]
+fn allocate(size: usize, align: usize) -> *mut c_void {
+    // Size 0 is served as the smallest block: a unique pointer, as glibc's.
+    let Ok(layout) = Layout::from_size_align(size.max(1), align) else {
+        os::set_errno(libc::ENOMEM);
+        return ptr::null_mut();
+    };
+    // SAFETY: the layout has a non-zero size.
+    let block = unsafe { PINALLOC.alloc(layout) };
+    if block.is_null() {
+        os::set_errno(libc::ENOMEM);
+    }
+    block.cast()
+}
+
+/// `malloc(3)`.
+#[unsafe(no_mangle)]
+pub extern "C" fn malloc(size: usize) -> *mut c_void {
+    allocate(size, MIN_ALIGN)
+}
+
+/// `free(3)`.
+///
+/// # Safety
+/// `ptr` is null or a live block from this library's allocation functions (or a foreign
+/// pointer, which is left alone); it is not used again.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn free(ptr: *mut c_void) {
+    let ptr = ptr.cast::<u8>();
+    if PINALLOC.owns(ptr) {
+        // SAFETY: per the contract, a live block of ours.
+        unsafe { PINALLOC.free(ptr) };
+    } else if !ptr.is_null() {
+        FOREIGN_FREES.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// `calloc(3)`.
+#[unsafe(no_mangle)]
+pub extern "C" fn calloc(count: usize, size: usize) -> *mut c_void {
+    let Some(total) = count.checked_mul(size) else {
+        os::set_errno(libc::ENOMEM);
+        return ptr::null_mut();
+    };
+    let Ok(layout) = Layout::from_size_align(total.max(1), MIN_ALIGN) else {
+        os::set_errno(libc::ENOMEM);
+        return ptr::null_mut();
+    };
+    // SAFETY: the layout has a non-zero size.
+    let block = unsafe { PINALLOC.alloc_zeroed(layout) };
+    if block.is_null() {
+        os::set_errno(libc::ENOMEM);
+    }
+    block.cast()
+}
+
+/// `realloc(3)`.
+///
+/// # Safety
+/// As for [`free`]: `ptr` is null, a live block of ours, or foreign; on success it is dead.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
+    let old = ptr.cast::<u8>();
+    if old.is_null() {
+        return malloc(size);
+    }
+    if size == 0 {
+        // glibc: frees the block and returns NULL.
+        // SAFETY: forwarded.
+        unsafe { free(ptr) };
+        return ptr::null_mut();
+    }
+    if !PINALLOC.owns(old) {
+        // SAFETY: forwarded: a foreign pointer to readable memory.
+        return unsafe { realloc_foreign(old, size) };
+    }
+    if size > isize::MAX as usize - MIN_ALIGN {
+        os::set_errno(libc::ENOMEM);
+        return ptr::null_mut();
+    }
+    // SAFETY: per the contract, a live block of ours; a non-zero size.
+    let new = unsafe { PINALLOC.resize(old, size) };
+    if new.is_null() {
+        os::set_errno(libc::ENOMEM);
+    }
+    new.cast()
+}
+
+/// Moves a foreign block of unknown size: a fresh block gets what can be read of the old
+/// one, up to `size` bytes. The old block is left to its owner.
+///
+/// # Safety
+/// `old` is a live block of another allocator.
+#[cold]
+unsafe fn realloc_foreign(old: *mut u8, size: usize) -> *mut c_void {
+    FOREIGN_REALLOCS.fetch_add(1, Ordering::Relaxed);
+    let new = malloc(size).cast::<u8>();
+    if !new.is_null() {
+        // SAFETY: `new` has `size` bytes of its own; the copy stops at unreadable memory.
+        unsafe { os::copy_readable(new, old, size) };
+    }
+    new.cast()
+}
+
+/// `reallocarray(3)`.
+///
+/// # Safety
+/// As for [`realloc`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn reallocarray(ptr: *mut c_void, count: usize, size: usize) -> *mut c_void {
+    match count.checked_mul(size) {
+        // SAFETY: forwarded.
+        Some(total) => unsafe { realloc(ptr, total) },
+        None => {
+            os::set_errno(libc::ENOMEM);
+            ptr::null_mut()
+        }
+    }
+}
+
+/// `posix_memalign(3)`: 0, `EINVAL` or `ENOMEM`; `errno` is left alone.
+///
+/// # Safety
+/// `out` is valid for writing a pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
+    if !align.is_power_of_two() || !align.is_multiple_of(size_of::<*mut c_void>()) {
+        return libc::EINVAL;
+    }
+    let Ok(layout) = Layout::from_size_align(size.max(1), align.max(MIN_ALIGN)) else { return libc::ENOMEM };
+    // SAFETY: the layout has a non-zero size.
+    let block = unsafe { PINALLOC.alloc(layout) };
+    if block.is_null() {
+        return libc::ENOMEM;
+    }
+    // SAFETY: per the contract.
+    unsafe { out.write(block.cast()) };
+    0
+}
+
+/// `aligned_alloc(3)`: the alignment must be a power of two (`EINVAL` otherwise, as
+/// glibc 2.38 and C17); any size is accepted.
+#[unsafe(no_mangle)]
+pub extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
+    if !align.is_power_of_two() {
+        os::set_errno(libc::EINVAL);
+        return ptr::null_mut();
+    }
+    allocate(size, align.max(MIN_ALIGN))
+}
+
+/// `memalign(3)`: an alignment that is not a power of two is rounded up to one.
+#[unsafe(no_mangle)]
+pub extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
+    let Some(align) = align.max(MIN_ALIGN).checked_next_power_of_two() else {
+        os::set_errno(libc::EINVAL);
+        return ptr::null_mut();
+    };
+    allocate(size, align)
+}
+
+/// `valloc(3)`: page-aligned.
+#[unsafe(no_mangle)]
+pub extern "C" fn valloc(size: usize) -> *mut c_void {
+    allocate(size, os::page_size())
+}
+
+/// `pvalloc(3)`: page-aligned, the size rounded up to whole pages.
+#[unsafe(no_mangle)]
+pub extern "C" fn pvalloc(size: usize) -> *mut c_void {
+    let page = os::page_size();
+    match size.checked_next_multiple_of(page) {
+        Some(rounded) => allocate(rounded.max(page), page),
+        None => {
+            os::set_errno(libc::ENOMEM);
+            ptr::null_mut()
+        }
+    }
+}
+
+/// `malloc_usable_size(3)`: `0` for null and for foreign pointers.
+///
+/// # Safety
+/// `ptr` is null, a live block of ours, or foreign.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn malloc_usable_size(ptr: *mut c_void) -> usize {
+    let ptr = ptr.cast::<u8>();
+    if !PINALLOC.owns(ptr) {
+        return 0;
+    }
+    // SAFETY: per the contract, a live block of ours.
+    unsafe { usable_size(ptr) }
+}
+
+/// What `pinalloc_stats` fills in; mirrors `struct pinalloc_stats` in `pinalloc.h`.
+#[repr(C)]
+pub struct PinallocStats {
+    /// Bytes of blocks out of the allocator's shared structures (live or in thread caches).
+    pub allocated_bytes: usize,
+    /// Bytes of pages in use by spans and live large blocks.
+    pub active_bytes: usize,
+    /// Bytes mapped from the OS.
+    pub mapped_bytes: usize,
+    /// Resident bytes of small-block segments.
+    pub small_resident_bytes: usize,
+    /// Small-block segments mapped.
+    pub segments: usize,
+    /// Bytes of freed large mappings kept for reuse.
+    pub large_cached_bytes: usize,
+    /// Bytes of free blocks in the calling thread's cache.
+    pub thread_cache_bytes: usize,
+    /// Bytes of free pages given back to the OS since start.
+    pub purged_bytes_total: usize,
+    /// `free` calls on pointers this allocator did not make (left alone).
+    pub foreign_frees: u64,
+    /// `realloc` calls on pointers this allocator did not make (moved).
+    pub foreign_reallocs: u64,
+}
+
+/// Fills `*out` with the allocator's statistics. Returns 0, or `EINVAL` for a null `out`.
+///
+/// # Safety
+/// `out` is null or valid for writing a `struct pinalloc_stats`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pinalloc_stats(out: *mut PinallocStats) -> c_int {
+    if out.is_null() {
+        return libc::EINVAL;
+    }
+    let stats = PINALLOC.stats();
+    let result = PinallocStats {
+        allocated_bytes: stats.allocated_bytes,
+        active_bytes: stats.active_bytes,
+        mapped_bytes: stats.mapped_bytes,
+        small_resident_bytes: stats.small_resident_bytes,
+        segments: stats.segments,
+        large_cached_bytes: stats.large_cached_bytes,
+        thread_cache_bytes: stats.thread_cache_bytes,
+        purged_bytes_total: stats.purged_bytes_total,
+        foreign_frees: FOREIGN_FREES.load(Ordering::Relaxed),
+        foreign_reallocs: FOREIGN_REALLOCS.load(Ordering::Relaxed),
+    };
+    // SAFETY: per the contract.
+    unsafe { out.write(result) };
+    0
+}
+
+/// Gives every free page back to the OS now (the calling thread's cache included).
+#[unsafe(no_mangle)]
+pub extern "C" fn pinalloc_purge() {
+    PINALLOC.purge();
+}

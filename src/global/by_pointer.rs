@@ -1,0 +1,146 @@
+//! The allocator addressed the C way: by pointer alone, without the `Layout`.
+//!
+//! Rust hands `dealloc` the layout it allocated with, and the fast paths recompute the size
+//! class from it. `free(ptr)` and `realloc(ptr, n)` have only the pointer, so here the
+//! block is looked up instead:
+//!
+//! 1. [`PinAlloc::owns`] asks the [segment map](super::segment_map) whether the pointer's
+//!    4 MiB chunk is the allocator's; anything else is foreign and must not be touched.
+//! 2. A block that does not start its chunk, in a chunk whose header says "small", is a
+//!    small block: its span (segment header → page index → span) names the class.
+//! 3. Anything else is a large block, whose header is found by `large::header_of`.
+//!
+//! From the class or the large header follows the block's *equivalent layout*: a layout
+//! that, handed to `dealloc` or `realloc`, reaches the same block the same way the original
+//! one would (a block size of the class at alignment 16; a large block's usable size at its
+//! header offset). So every by-pointer operation reuses the layout-driven paths, and their
+//! debug checks, unchanged; only `free` of a small block has its own two-line fast path.
+
+use super::large;
+use super::segment::{SEGMENT, SegmentHeader, SegmentKind};
+use super::size_class::{block_size, class_of};
+use super::{PinAlloc, debug_checks, segment_map, thread_cache};
+use crate::os;
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr;
+
+/// The class of the small block at `ptr`, or `None` for a large block.
+///
+/// # Safety
+/// `ptr` is a live block of this allocator.
+#[inline(always)]
+unsafe fn small_class(ptr: *const u8) -> Option<usize> {
+    if ptr.addr() & (SEGMENT - 1) == 0 {
+        // Only a large block aligned to 4 MiB or more starts a chunk.
+        return None;
+    }
+    // SAFETY: per the contract the chunk starts with a segment or large header, whose
+    // first fields agree; a small segment's span fields for a live block are stable.
+    unsafe {
+        let header = SegmentHeader::of(ptr);
+        match (*header).kind {
+            SegmentKind::Small => Some((*SegmentHeader::span_of(ptr)).class as usize),
+            SegmentKind::Large => None,
+        }
+    }
+}
+
+/// A layout that reaches the live block at `ptr` the way its own layout did.
+///
+/// # Safety
+/// `ptr` is a live block of this allocator.
+unsafe fn equivalent_layout(ptr: *mut u8) -> Layout {
+    // SAFETY: per the contract.
+    unsafe {
+        let (size, align) = match small_class(ptr) {
+            Some(class) => (block_size(class), 16),
+            None => {
+                let header = large::header_of(ptr);
+                (large::usable_size(header), (*header).offset)
+            }
+        };
+        // SAFETY: a block size is a multiple of 16, a header offset a power of two (see
+        // `large::alloc`), and neither rounds past `isize::MAX`.
+        Layout::from_size_align_unchecked(size, align)
+    }
+}
+
+/// The usable size of the block at `ptr`: at least what was asked for.
+///
+/// # Safety
+/// `ptr` was returned by this allocator and is live.
+pub unsafe fn usable_size(ptr: *const u8) -> usize {
+    let ptr = os::root_provenance(ptr.cast_mut());
+    // SAFETY: forwarded.
+    unsafe {
+        match small_class(ptr) {
+            Some(class) => block_size(class),
+            None => large::usable_size(large::header_of(ptr)),
+        }
+    }
+}
+
+impl PinAlloc {
+    /// Whether `ptr` is a block this allocator handed out and has not seen freed, as far as
+    /// a bare pointer can tell: `true` for every live block (of any `PinAlloc`: all share
+    /// one heap), `false` for null and for pointers of other allocators, the stack or
+    /// statics. Precisely, whether `ptr` lies in a small-block segment or in the first
+    /// 4 MiB chunk of a live large block. One load, no locks.
+    #[inline]
+    pub fn owns(&self, ptr: *const u8) -> bool {
+        segment_map::contains(ptr.addr())
+    }
+
+    /// Frees the block at `ptr` without its layout, as C's `free`; like glibc's, it leaves
+    /// `errno` as it was, even when purging or unmapping fails inside.
+    ///
+    /// # Safety
+    /// `ptr` was returned by this allocator (through any of its APIs) and is live; it is not
+    /// used again.
+    #[inline]
+    pub unsafe fn free(&self, ptr: *mut u8) {
+        let ptr = os::root_provenance(ptr);
+        // SAFETY: per the contract `ptr` is a live block, of `class` when small.
+        unsafe {
+            if !debug_checks::ENABLED
+                && let Some(class) = small_class(ptr)
+            {
+                let cache = thread_cache::current();
+                if !(*cache).bins.get_unchecked_mut(class).try_push(ptr) {
+                    os::keeping_errno(|| self.dealloc_slow(cache, class, ptr));
+                }
+                return;
+            }
+            os::keeping_errno(|| self.dealloc(ptr, equivalent_layout(ptr)));
+        }
+    }
+
+    /// Resizes the block at `ptr` to `new_size` bytes without its layout, as C's `realloc`
+    /// (for a non-null pointer and a non-zero size): the contents up to the smaller size are
+    /// kept; the block may move. Null, with the block untouched, when out of memory. The
+    /// result is aligned to 16 at least (not to an over-alignment the block was made with).
+    ///
+    /// # Safety
+    /// As for [`PinAlloc::free`]; on success the old pointer is dead.
+    pub unsafe fn resize(&self, ptr: *mut u8, new_size: usize) -> *mut u8 {
+        // SAFETY: per the contract.
+        let layout = unsafe { equivalent_layout(os::root_provenance(ptr)) };
+        // Small blocks, large ones with at most 64-byte alignment, and large to large: the
+        // layout-driven realloc (same class in place, large by `mremap` or the cache).
+        if layout.align() <= 64 || class_of(new_size, 16).is_none() {
+            // SAFETY: the equivalent layout reaches the block as its own would have.
+            return unsafe { GlobalAlloc::realloc(self, ptr, layout, new_size) };
+        }
+        // A small size for an over-aligned large block: give up the alignment.
+        let Ok(new_layout) = Layout::from_size_align(new_size, 16) else { return ptr::null_mut() };
+        // SAFETY: the new block is fresh; the old one is ours to copy from and free.
+        unsafe {
+            let new = self.alloc(new_layout);
+            if !new.is_null() {
+                ptr::copy_nonoverlapping(ptr, new, new_size.min(layout.size()));
+                self.dealloc(ptr, layout);
+            }
+            new
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! The allocator addressed by pointer alone (what the C ABI builds on): `owns`, `free`,
+//! `resize` and `usable_size` on blocks of every kind (small, medium, over-aligned, large,
+//! aligned to 4 MiB and more), mixed with the layout-driven API. Runs under miri too.
+#![cfg(not(loom))]
+
+use core::alloc::{GlobalAlloc, Layout};
+use pinalloc::PinAlloc;
+use pinalloc::global::usable_size;
+use proptest::prelude::*;
+
+mod common;
+
+static ALLOC: PinAlloc = PinAlloc::new();
+
+fn fill(ptr: *mut u8, len: usize, seed: u8) {
+    for i in 0..len {
+        // SAFETY: callers pass a live block of at least `len` bytes.
+        unsafe { ptr.add(i).write(seed.wrapping_add(i as u8)) };
+    }
+}
+
+fn intact(ptr: *const u8, len: usize, seed: u8) -> bool {
+    // SAFETY: callers pass a live block of at least `len` bytes.
+    (0..len).all(|i| unsafe { ptr.add(i).read() } == seed.wrapping_add(i as u8))
+}
+
+/// Sizes and alignments covering every kind of block; miri gets the smaller large ones.
+fn kinds() -> Vec<(usize, usize)> {
+    let mut kinds =
+        vec![(0, 1), (1, 16), (24, 8), (1000, 16), (5000, 16), (32 << 10, 16), (100, 64), (100, 4096)];
+    kinds.extend([(100, 64 << 10), (40_000, 64), (40_000, 128 << 10)]);
+    if !cfg!(miri) {
+        kinds.extend([(3 << 20, 16), (100, 4 << 20), (5 << 20, 8 << 20)]);
+    }
+    kinds
+}
+
+#[test]
+fn foreign_pointers_are_not_owned() {
+    let local = 7u64;
+    let boxed = Box::new(7u64); // the test's global allocator is the system's
+    assert!(!ALLOC.owns(core::ptr::null()));
+    assert!(!ALLOC.owns((&raw const local).cast()));
+    assert!(!ALLOC.owns((&raw const *boxed).cast()));
+    assert!(!ALLOC.owns(core::ptr::without_provenance(usize::MAX)));
+}
+
+#[test]
+fn every_kind_of_block_is_owned_sized_and_freed_by_pointer() {
+    for (size, align) in kinds() {
+        let layout = Layout::from_size_align(size, align).unwrap();
+        // SAFETY: a non-zero-size layout (size 0 is served as 16 bytes by size classes).
+        let ptr = unsafe { ALLOC.alloc(layout) };
+        assert!(!ptr.is_null() && ptr.addr().is_multiple_of(align), "{size}/{align}");
+        assert!(ALLOC.owns(ptr), "{size}/{align}");
+        // SAFETY: `ptr` is live.
+        let usable = unsafe { usable_size(ptr) };
+        assert!(usable >= size, "{size}/{align}: usable {usable}");
+        fill(ptr, usable, 3);
+        // SAFETY: `ptr` is live and not used again.
+        unsafe { ALLOC.free(ptr) };
+    }
+}
+
+#[test]
+fn a_freed_large_block_is_no_longer_owned() {
+    let layout = Layout::from_size_align(if cfg!(miri) { 40_000 } else { 1 << 20 }, 16).unwrap();
+    // SAFETY: a non-zero-size layout.
+    let ptr = unsafe { ALLOC.alloc(layout) };
+    assert!(ALLOC.owns(ptr));
+    // SAFETY: live, not used again.
+    unsafe { ALLOC.free(ptr) };
+    assert!(!ALLOC.owns(ptr));
+}
+
+#[test]
+fn resize_keeps_contents_across_every_kind() {
+    let sizes: Vec<usize> = kinds().into_iter().map(|(size, _)| size.max(1)).collect();
+    for (size, align) in kinds() {
+        for &new_size in &sizes {
+            let layout = Layout::from_size_align(size, align).unwrap();
+            // SAFETY: a valid layout.
+            let ptr = unsafe { ALLOC.alloc(layout) };
+            fill(ptr, size, 9);
+            // SAFETY: `ptr` is live; on success it is dead and `new` replaces it.
+            let new = unsafe { ALLOC.resize(ptr, new_size) };
+            assert!(!new.is_null() && new.addr().is_multiple_of(16), "{size}/{align} -> {new_size}");
+            assert!(intact(new, size.min(new_size), 9), "{size}/{align} -> {new_size}");
+            // SAFETY: `new` is live.
+            assert!(unsafe { usable_size(new) } >= new_size);
+            // SAFETY: live, not used again.
+            unsafe { ALLOC.free(new) };
+        }
+    }
+}
+
+#[test]
+fn blocks_from_the_layout_api_free_by_pointer_and_back() {
+    // Small blocks cross between the two APIs in both directions through the thread cache.
+    let layout = Layout::from_size_align(48, 8).unwrap();
+    let blocks: Vec<*mut u8> = (0..if cfg!(miri) { 50 } else { 5000 })
+        // SAFETY: a valid layout.
+        .map(|_| unsafe { ALLOC.alloc(layout) })
+        .collect();
+    for &block in &blocks {
+        // SAFETY: live, not used again.
+        unsafe { ALLOC.free(block) };
+    }
+    let again: Vec<*mut u8> = blocks
+        .iter()
+        // SAFETY: a valid layout.
+        .map(|_| unsafe { ALLOC.alloc(layout) })
+        .collect();
+    for block in again {
+        // SAFETY: live, allocated with `layout`.
+        unsafe { ALLOC.dealloc(block, layout) };
+    }
+}
+
+proptest! {
+    #![proptest_config(common::proptest_config(64, 8))]
+
+    /// Random allocate / resize / free sequences: contents survive, blocks never overlap.
+    #[test]
+    fn random_sequences_keep_every_block_intact(
+        ops in proptest::collection::vec((0usize..70_000, 4u32..17, 0u8..3), 1..if cfg!(miri) { 20 } else { 200 })
+    ) {
+        let mut live: Vec<(*mut u8, usize, u8)> = Vec::new();
+        for (i, (size, align_shift, op)) in ops.into_iter().enumerate() {
+            let seed = i as u8;
+            match op {
+                0 | 1 if live.len() < 50 || op == 0 => {
+                    let layout = Layout::from_size_align(size, 1 << align_shift).unwrap();
+                    // SAFETY: a valid layout.
+                    let ptr = unsafe { ALLOC.alloc(layout) };
+                    prop_assert!(!ptr.is_null() && ALLOC.owns(ptr));
+                    fill(ptr, size, seed);
+                    live.push((ptr, size, seed));
+                }
+                1 if !live.is_empty() => {
+                    let (ptr, old, old_seed) = live.swap_remove(size % live.len());
+                    let new_size = size.max(1);
+                    // SAFETY: live; replaced by the result.
+                    let new = unsafe { ALLOC.resize(ptr, new_size) };
+                    prop_assert!(intact(new, old.min(new_size), old_seed));
+                    fill(new, new_size, seed);
+                    live.push((new, new_size, seed));
+                }
+                _ if !live.is_empty() => {
+                    let (ptr, len, seed) = live.swap_remove(size % live.len());
+                    prop_assert!(intact(ptr, len, seed));
+                    // SAFETY: live, not used again.
+                    unsafe { ALLOC.free(ptr) };
+                }
+                _ => {}
+            }
+        }
+        for (ptr, len, seed) in live {
+            prop_assert!(intact(ptr, len, seed));
+            // SAFETY: live, not used again.
+            unsafe { ALLOC.free(ptr) };
+        }
+    }
+}
