@@ -64,11 +64,12 @@ use core::ffi::{c_int, c_void};
 use core::ptr;
 use core::sync::atomic::{AtomicU64, Ordering};
 use pinalloc_core::global::{Config, PinAlloc, usable_size};
-use pinalloc_core::os;
+use pinalloc_core::os::{self, HugePages};
 
 /// The allocator behind every export, and behind this library's own Rust code.
 #[global_allocator]
-static PINALLOC: PinAlloc = PinAlloc::with_config(Config::new().purge_thread(false));
+static PINALLOC: PinAlloc =
+    PinAlloc::with_config(Config::new().purge_thread(false).huge_pages(HugePages::KernelDefault));
 
 /// The alignment of every block (glibc's `MALLOC_ALIGNMENT` on 64-bit targets).
 const MIN_ALIGN: usize = 16;
