@@ -75,7 +75,11 @@ fn a_freed_large_block_is_no_longer_owned() {
 
 #[test]
 fn resize_keeps_contents_across_every_kind() {
-    let sizes: Vec<usize> = kinds().into_iter().map(|(size, _)| size.max(1)).collect();
+    let sizes: Vec<usize> = if cfg!(miri) {
+        vec![1, 24, 1000, 5000, 40_000]
+    } else {
+        kinds().into_iter().map(|(size, _)| size.max(1)).collect()
+    };
     for (size, align) in kinds() {
         for &new_size in &sizes {
             let layout = Layout::from_size_align(size, align).unwrap();

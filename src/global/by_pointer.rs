@@ -104,15 +104,23 @@ impl PinAlloc {
         unsafe {
             if !debug_checks::ENABLED
                 && let Some(class) = small_class(ptr)
+                && (*thread_cache::current()).bins.get_unchecked_mut(class).try_push(ptr)
             {
-                let cache = thread_cache::current();
-                if !(*cache).bins.get_unchecked_mut(class).try_push(ptr) {
-                    os::keeping_errno(|| self.dealloc_slow(cache, class, ptr));
-                }
                 return;
             }
-            os::keeping_errno(|| self.dealloc(ptr, equivalent_layout(ptr)));
+            self.free_slow(ptr);
         }
+    }
+
+    /// Every free the fast path does not take; out of line, so `free` stays small.
+    ///
+    /// # Safety
+    /// As for [`PinAlloc::free`].
+    #[cold]
+    #[inline(never)]
+    unsafe fn free_slow(&self, ptr: *mut u8) {
+        // SAFETY: forwarded; the equivalent layout reaches the block as its own would.
+        os::keeping_errno(|| unsafe { self.dealloc(ptr, equivalent_layout(ptr)) });
     }
 
     /// Resizes the block at `ptr` to `new_size` bytes without its layout, as C's `realloc`

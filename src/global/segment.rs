@@ -146,7 +146,8 @@ impl SegmentHeader {
             let segment = Self::of(ptr);
             let page = (ptr.addr() - segment.addr()) / PAGE;
             let first = (*segment).page_span[page] as usize;
-            &raw mut (*segment).spans[first]
+            // `page_span` holds page indices (below `PAGES`): no bounds check on this path.
+            (&raw mut (*segment).spans).cast::<Span>().add(first)
         }
     }
 }
