@@ -29,7 +29,7 @@ PROGRAMS = {
 }
 
 
-def build(quick):
+def build():
     subprocess.run(
         ["cargo", "build", "--release", "-q", "-p", "pinalloc-capi"], cwd=ROOT, check=True
     )
@@ -74,7 +74,7 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="tiny inputs: checks correctness, not speed")
     options = parser.parse_args()
-    out = build(options.quick)
+    out = build()
     libs = allocators()
     results = {}
     for _ in range(options.runs):

@@ -78,21 +78,29 @@ const MIN_ALIGN: usize = 16;
 static FOREIGN_FREES: AtomicU64 = AtomicU64::new(0);
 static FOREIGN_REALLOCS: AtomicU64 = AtomicU64::new(0);
 
-/// A block of `size` bytes aligned to `align` (a power of two), or null with `errno`
-/// set to `ENOMEM`.
+/// A block of `size` bytes aligned to `align` (a power of two), zeroed if asked, or null
+/// (with `errno` untouched) when the layout is impossible or memory runs out.
 #[inline(always)]
-fn allocate(size: usize, align: usize) -> *mut c_void {
+fn block(size: usize, align: usize, zeroed: bool) -> *mut u8 {
     // Size 0 is served as the smallest block: a unique pointer, as glibc's.
-    let Ok(layout) = Layout::from_size_align(size.max(1), align) else {
-        os::set_errno(libc::ENOMEM);
-        return ptr::null_mut();
-    };
+    let Ok(layout) = Layout::from_size_align(size.max(1), align) else { return ptr::null_mut() };
     // SAFETY: the layout has a non-zero size.
-    let block = unsafe { PINALLOC.alloc(layout) };
+    unsafe { if zeroed { PINALLOC.alloc_zeroed(layout) } else { PINALLOC.alloc(layout) } }
+}
+
+/// `block` as `malloc` reports it: null sets `errno` to `ENOMEM`.
+#[inline(always)]
+fn or_enomem(block: *mut u8) -> *mut c_void {
     if block.is_null() {
         os::set_errno(libc::ENOMEM);
     }
     block.cast()
+}
+
+/// [`block`] for the `malloc` family.
+#[inline(always)]
+fn allocate(size: usize, align: usize) -> *mut c_void {
+    or_enomem(block(size, align, false))
 }
 
 /// `malloc(3)`.
@@ -120,20 +128,7 @@ pub unsafe extern "C" fn free(ptr: *mut c_void) {
 /// `calloc(3)`.
 #[unsafe(no_mangle)]
 pub extern "C" fn calloc(count: usize, size: usize) -> *mut c_void {
-    let Some(total) = count.checked_mul(size) else {
-        os::set_errno(libc::ENOMEM);
-        return ptr::null_mut();
-    };
-    let Ok(layout) = Layout::from_size_align(total.max(1), MIN_ALIGN) else {
-        os::set_errno(libc::ENOMEM);
-        return ptr::null_mut();
-    };
-    // SAFETY: the layout has a non-zero size.
-    let block = unsafe { PINALLOC.alloc_zeroed(layout) };
-    if block.is_null() {
-        os::set_errno(libc::ENOMEM);
-    }
-    block.cast()
+    or_enomem(count.checked_mul(size).map_or(ptr::null_mut(), |total| block(total, MIN_ALIGN, true)))
 }
 
 /// `realloc(3)`.
@@ -156,16 +151,8 @@ pub unsafe extern "C" fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
         // SAFETY: forwarded: a foreign pointer to readable memory.
         return unsafe { realloc_foreign(old, size) };
     }
-    if size > isize::MAX as usize - MIN_ALIGN {
-        os::set_errno(libc::ENOMEM);
-        return ptr::null_mut();
-    }
     // SAFETY: per the contract, a live block of ours; a non-zero size.
-    let new = unsafe { PINALLOC.resize(old, size) };
-    if new.is_null() {
-        os::set_errno(libc::ENOMEM);
-    }
-    new.cast()
+    or_enomem(unsafe { PINALLOC.resize(old, size) })
 }
 
 /// Moves a foreign block of unknown size: a fresh block gets what can be read of the old
@@ -193,10 +180,7 @@ pub unsafe extern "C" fn reallocarray(ptr: *mut c_void, count: usize, size: usiz
     match count.checked_mul(size) {
         // SAFETY: forwarded.
         Some(total) => unsafe { realloc(ptr, total) },
-        None => {
-            os::set_errno(libc::ENOMEM);
-            ptr::null_mut()
-        }
+        None => or_enomem(ptr::null_mut()),
     }
 }
 
@@ -209,9 +193,7 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
     if !align.is_power_of_two() || !align.is_multiple_of(size_of::<*mut c_void>()) {
         return libc::EINVAL;
     }
-    let Ok(layout) = Layout::from_size_align(size.max(1), align.max(MIN_ALIGN)) else { return libc::ENOMEM };
-    // SAFETY: the layout has a non-zero size.
-    let block = unsafe { PINALLOC.alloc(layout) };
+    let block = block(size, align.max(MIN_ALIGN), false);
     if block.is_null() {
         return libc::ENOMEM;
     }
@@ -253,10 +235,7 @@ pub extern "C" fn pvalloc(size: usize) -> *mut c_void {
     let page = os::page_size();
     match size.checked_next_multiple_of(page) {
         Some(rounded) => allocate(rounded.max(page), page),
-        None => {
-            os::set_errno(libc::ENOMEM);
-            ptr::null_mut()
-        }
+        None => or_enomem(ptr::null_mut()),
     }
 }
 

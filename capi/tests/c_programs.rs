@@ -33,8 +33,9 @@ enum Use {
 
 /// Compiles `tests/c/<name>.c` (once per variant) and returns the executable.
 fn build(name: &str, how: Use) -> PathBuf {
-    static BUILT: OnceLock<std::sync::Mutex<()>> = OnceLock::new();
-    let _serial = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    // Two tests may build the same program: one compiler writes each output at a time.
+    static COMPILING: OnceLock<std::sync::Mutex<()>> = OnceLock::new();
+    let _serial = COMPILING.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{how:?}"));
     let mut cc = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
     cc.args(["-O1", "-g", "-Wall", "-Wextra", "-Werror", "-pthread"])

@@ -70,14 +70,8 @@ unsafe fn equivalent_layout(ptr: *mut u8) -> Layout {
 /// # Safety
 /// `ptr` was returned by this allocator and is live.
 pub unsafe fn usable_size(ptr: *const u8) -> usize {
-    let ptr = os::root_provenance(ptr.cast_mut());
     // SAFETY: forwarded.
-    unsafe {
-        match small_class(ptr) {
-            Some(class) => block_size(class),
-            None => large::usable_size(large::header_of(ptr)),
-        }
-    }
+    unsafe { equivalent_layout(os::root_provenance(ptr.cast_mut())).size() }
 }
 
 impl PinAlloc {
@@ -136,7 +130,11 @@ impl PinAlloc {
         // Small blocks, large ones with at most 64-byte alignment, and large to large: the
         // layout-driven realloc (same class in place, large by `mremap` or the cache).
         if layout.align() <= 64 || class_of(new_size, 16).is_none() {
-            // SAFETY: the equivalent layout reaches the block as its own would have.
+            if Layout::from_size_align(new_size, layout.align()).is_err() {
+                return ptr::null_mut();
+            }
+            // SAFETY: the equivalent layout reaches the block as its own would have, and
+            // `new_size` rounded up to its alignment fits in an `isize` (checked above).
             return unsafe { GlobalAlloc::realloc(self, ptr, layout, new_size) };
         }
         // A small size for an over-aligned large block: give up the alignment.

@@ -216,30 +216,16 @@ pub(crate) unsafe fn header_of(ptr: *mut u8) -> *mut LargeHeader {
     }
 }
 
-/// Takes the block at `ptr` out of the segment map; its mapping is the caller's again.
-fn retire(ptr: *mut u8, mapping: RawMapping) -> RawMapping {
-    segment_map::remove(ptr.addr());
-    mapping
-}
-
 /// Frees the large block at `ptr`: its mapping goes to the cache (unmapped after the purge
 /// delay).
 ///
 /// # Safety
 /// `ptr` came from [`alloc`]/[`realloc`] with `layout`'s alignment, and is not used again.
 pub(crate) unsafe fn dealloc(ptr: *mut u8, layout: Layout, now_ms: u64) {
-    // SAFETY: forwarded.
-    unsafe { dealloc_at(ptr, header(ptr, layout.align()), now_ms) }
-}
-
-/// Frees the large block at `ptr` whose header is `header`.
-///
-/// # Safety
-/// `header` is the header of the live large block `ptr`, which is not used again.
-pub(crate) unsafe fn dealloc_at(ptr: *mut u8, header: *mut LargeHeader, now_ms: u64) {
     // SAFETY: per the contract the header is live; the block is dead from here on.
-    let mapping = unsafe { (*header).mapping };
-    give_to_cache(retire(ptr, mapping), now_ms);
+    let mapping = unsafe { (*header(ptr, layout.align())).mapping };
+    segment_map::remove(ptr.addr());
+    give_to_cache(mapping, now_ms);
 }
 
 /// Resizes the large block at `ptr` to `new_size` (also large): in place if its mapping
@@ -249,27 +235,11 @@ pub(crate) unsafe fn dealloc_at(ptr: *mut u8, header: *mut LargeHeader, now_ms: 
 /// # Safety
 /// As for [`dealloc`]; on success the old pointer is dead.
 pub(crate) unsafe fn realloc(ptr: *mut u8, layout: Layout, new_size: usize, now_ms: u64) -> *mut u8 {
-    // SAFETY: forwarded; the block holds at least `layout.size()` bytes.
-    unsafe { realloc_at(ptr, header(ptr, layout.align()), layout.size(), new_size, now_ms) }
-}
-
-/// [`realloc`] of the block at `ptr` with header `header`, of which the first `used` bytes
-/// are kept.
-///
-/// # Safety
-/// `header` is the header of the live large block `ptr`, which holds at least `used` bytes;
-/// on success the old pointer is dead.
-pub(crate) unsafe fn realloc_at(
-    ptr: *mut u8,
-    header: *mut LargeHeader,
-    used: usize,
-    new_size: usize,
-    now_ms: u64,
-) -> *mut u8 {
+    let offset = offset_for(layout.align());
+    let Some(total) = new_size.checked_add(offset) else { return ptr::null_mut() };
     // SAFETY: per the contract the header is live and ours; the cached mapping is ours.
     unsafe {
-        let (current, offset) = ((*header).mapping, (*header).offset);
-        let Some(total) = new_size.checked_add(offset) else { return ptr::null_mut() };
+        let current = (*header(ptr, layout.align())).mapping;
         if total <= current.len && total > current.len / 4 {
             return ptr;
         }
@@ -277,8 +247,9 @@ pub(crate) unsafe fn realloc_at(
             && let Some(warm) = take_cached(total, current.align)
         {
             let new = install(warm, offset);
-            ptr::copy_nonoverlapping(ptr, new, used.min(new_size));
-            give_to_cache(retire(ptr, current), now_ms);
+            ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+            segment_map::remove(ptr.addr());
+            give_to_cache(current, now_ms);
             return new;
         }
         let mut mapping = Mapping::from_raw(current);
@@ -287,7 +258,7 @@ pub(crate) unsafe fn realloc_at(
         if result.is_err() {
             return ptr::null_mut();
         }
-        retire(ptr, current);
+        segment_map::remove(ptr.addr());
         LIVE_BYTES.fetch_sub(current.len, Ordering::Relaxed);
         install(raw, offset)
     }

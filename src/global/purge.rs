@@ -6,8 +6,8 @@
 //! frees everything and goes quiet sees its RSS fall without calling the allocator again.
 //! With a delay of zero, pages are purged at once on the freeing thread, and no thread is
 //! started; nor is one with `Config::purge_thread(false)`, where the freeing threads purge
-//! what is due at their slow paths. [`purge_now`] (behind `PinAlloc::purge`) purges everything immediately,
-//! including the blocks parked in depots.
+//! what is due at their slow paths. [`purge_now`] (behind `PinAlloc::purge`) purges
+//! everything immediately, including the blocks parked in depots.
 //!
 //! The purger thread is spawned at a safe point of a slow path (no cache borrowed, no lock
 //! held), because spawning allocates and that allocation comes back into this allocator.

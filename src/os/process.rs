@@ -27,7 +27,7 @@ pub fn futex_wake(word: &AtomicU32, count: u32, shared: bool) {
 /// Runs `f` and puts the calling thread's `errno` back as it was: for C's `free`, which
 /// must not change `errno` although purging or unmapping may fail inside it.
 pub fn keeping_errno<R>(f: impl FnOnce() -> R) -> R {
-    let saved = backend::current_errno();
+    let saved = backend::errno();
     let result = f();
     backend::set_errno(saved);
     result

@@ -154,7 +154,7 @@ pub(crate) fn env_var(_name: &CStr) -> Option<&'static [u8]> {
 
 pub(crate) fn set_errno(_value: i32) {}
 
-pub(crate) fn current_errno() -> i32 {
+pub(crate) fn errno() -> i32 {
     0
 }
 

@@ -7,7 +7,7 @@ use super::{HugeTlb, Purge, Request};
 use core::ffi::CStr;
 use core::ptr::{self, NonNull};
 
-fn errno() -> i32 {
+pub(crate) fn errno() -> i32 {
     // SAFETY: `__errno_location` returns the calling thread's errno slot, valid for the
     // thread's lifetime.
     unsafe { *libc::__errno_location() }
@@ -379,11 +379,6 @@ pub(crate) fn env_var(name: &CStr) -> Option<&'static [u8]> {
 pub(crate) fn set_errno(value: i32) {
     // SAFETY: as in `errno`: the thread's own errno slot.
     unsafe { *libc::__errno_location() = value };
-}
-
-/// The calling thread's `errno`.
-pub(crate) fn current_errno() -> i32 {
-    errno()
 }
 
 /// Copies up to `len` bytes from `src` to `dst`, stopping at the first page of `src` that
