@@ -206,7 +206,8 @@ pub(crate) fn refill(class: usize, node: usize, want: u32, options: SegmentOptio
                 s.free_count -= take;
             }
             s.outstanding += take;
-            let fresh = (want - chain.count).min(s.capacity - s.carved);
+            // A splice may have brought more than was wanted.
+            let fresh = want.saturating_sub(chain.count).min(s.capacity - s.carved);
             if fresh > 0 {
                 refill.carve = Carve { next: s.start.add(s.carved as usize * size), left: fresh };
                 s.carved += fresh;
