@@ -40,11 +40,12 @@
 //! it (by later destructors, or by glibc freeing its per-thread data) are served one block
 //! at a time. Threads made by `pthread_create` from C need nothing else.
 //!
-//! The thread-local uses the toolchain's default model for shared objects (general
-//! dynamic, one `__tls_get_addr` call per access): stable Rust cannot ask for initial-exec.
-//! For a library loaded at start-up (`LD_PRELOAD` or linked), glibc places its TLS in the
-//! static block, so that call never allocates; `dlopen`ing this library is not supported
-//! (glibc may then allocate inside `__tls_get_addr`, recursively).
+//! The cache lives in the static TLS block and is reached with the initial-exec model (the
+//! crate's `initial-exec-tls` feature: two instructions, where Rust's own thread-locals in
+//! a shared object call `__tls_get_addr` on every access). A library loaded at start-up
+//! (`LD_PRELOAD` or linked) always gets its static TLS; `dlopen`ing this library is not
+//! supported (it fails for want of static TLS room, and a `malloc` replaced after start-up
+//! would be handed pointers it never made anyway).
 //!
 //! # fork
 //! The allocator's fork handlers hold every lock across `fork()`, so the child starts with

@@ -5,11 +5,20 @@
 //! here only when the depot is full or memory is being purged (`give_back`): each block is
 //! returned to its own span, found from its address, and a span whose every block is back
 //! releases its pages to the segment for purging.
+//!
+//! Fresh blocks come from spans a thread cache *holds* (see `Span::owner`): each thread
+//! carves its own spans, one per class at a time, as mimalloc gives each thread its own
+//! pages. So blocks that different threads received fresh never share a cache line, and a
+//! thread's frees can tell its own blocks from others' by the span's owner. A span is on
+//! its class's partial list when it has returned blocks, or uncarved ones nobody holds (its
+//! holder exited); a refill takes returned blocks from the list first, and adopts an unheld
+//! span it meets there before mapping a new one.
 
-use super::segment::{Block, SEGMENTS, SegmentOptions, Span};
+use super::segment::{Block, NO_OWNER, SEGMENTS, SegmentOptions, Span};
 use super::size_class::{CLASSES, block_size};
 use crate::sync::SpinLock;
 use core::ptr;
+use core::sync::atomic::Ordering;
 
 /// A batch of blocks of one class, linked through their first word; the last links to null.
 #[derive(Clone, Copy, Debug)]
@@ -106,6 +115,43 @@ impl Central {
             (*span).listed = false;
         }
     }
+
+    /// Puts `span` on the list or takes it off, as [`Span::wants_listing`] says.
+    ///
+    /// # Safety
+    /// `span` is a live span of this class; we hold this class's lock.
+    unsafe fn relist(&mut self, span: *mut Span) {
+        // SAFETY: per the contract.
+        unsafe {
+            match ((*span).wants_listing(), (*span).listed) {
+                (true, false) => self.link(span),
+                (false, true) => self.unlink(span),
+                _ => {}
+            }
+        }
+    }
+
+    /// After blocks came back to `span` or its holder let go: frees it if it is unused and
+    /// unheld, else relists it. Returns whether it was freed.
+    ///
+    /// # Safety
+    /// As for [`Central::relist`].
+    unsafe fn settle(&mut self, span: *mut Span, now_ms: u64) -> bool {
+        // SAFETY: per the contract; an unused, unheld span has nothing out and nobody who
+        // will carve it, so its pages can go.
+        unsafe {
+            if (*span).is_unused() && !(*span).is_held() {
+                if (*span).listed {
+                    self.unlink(span);
+                }
+                SEGMENTS.lock().free_span(span, now_ms);
+                true
+            } else {
+                self.relist(span);
+                false
+            }
+        }
+    }
 }
 
 /// Blocks of one class never handed out before, `left` of them from `next` at the class's
@@ -160,40 +206,47 @@ pub(crate) struct Refill {
 /// whole rather than walk it.
 const SPLICE_SLACK: u32 = 4;
 
+/// The span a thread cache carves fresh blocks of one class from (see [`Span::owner`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Carver {
+    /// The cache's token, or [`NO_OWNER`] for a thread without a cache (whose spans stay
+    /// unheld).
+    pub token: u32,
+    /// The span the cache holds, or null.
+    pub span: *mut Span,
+}
+
 /// About `want` blocks of `class` (up to `SPLICE_SLACK` times as many) for a thread on NUMA
-/// node `node`: the returned blocks of the class's spans first (a span's whole list is
-/// spliced in O(1) when it fits), then a carve of one span's untouched blocks, which ends
-/// the refill.
-pub(crate) fn refill(class: usize, node: usize, want: u32, options: SegmentOptions) -> Refill {
-    let size = block_size(class);
+/// node `node`: the returned blocks of the class's listed spans first (a span's whole list
+/// is spliced in O(1) when it fits), then a carve of untouched blocks from the span
+/// `carver` holds: the one it held already, else an unheld span met on the way (adopted),
+/// else a new one. Each thread thus carves spans of its own, so blocks handed out fresh to
+/// different threads never share a cache line.
+pub(crate) fn refill(
+    class: usize,
+    node: usize,
+    want: u32,
+    options: SegmentOptions,
+    carver: &mut Carver,
+) -> Refill {
     let mut refill = Refill { chain: Chain::EMPTY, carve: Carve::EMPTY };
     let chain = &mut refill.chain;
     let mut central = CENTRAL[class].lock();
-    while chain.count < want {
-        let span = if central.partial.is_null() {
-            let Some(span) = SEGMENTS.lock().allocate_span(class, node, options) else {
-                break;
-            };
-            let span = span.as_ptr();
-            // SAFETY: a fresh span of this class; we hold the class's lock.
-            unsafe { central.link(span) };
-            span
-        } else {
-            central.partial
-        };
+    let mut cursor = central.partial;
+    while chain.count < want && !cursor.is_null() {
+        let span = cursor;
         // SAFETY: listed spans are live and guarded by the class lock, which we hold; their
-        // free blocks and uncarved blocks are ours to hand out.
+        // returned blocks are ours to hand out, and an unheld span's uncarved ones too.
         unsafe {
             let s = &mut *span;
+            cursor = s.next;
             // A span's whole list is taken when it is within `SPLICE_SLACK` times what is
             // still wanted: walking a list is a chain of dependent cache misses, splicing
             // it is one write.
             let wanted = want - chain.count;
             let take = if s.free_count <= wanted * SPLICE_SLACK { s.free_count } else { wanted };
             if take > 0 && take == s.free_count {
-                if !chain.is_empty() {
-                    (*s.free_tail).next = chain.head;
-                }
+                (*s.free_tail).next = chain.head;
                 chain.head = s.free;
                 chain.count += take;
                 (s.free, s.free_tail, s.free_count) = (ptr::null_mut(), ptr::null_mut(), 0);
@@ -206,23 +259,60 @@ pub(crate) fn refill(class: usize, node: usize, want: u32, options: SegmentOptio
                 s.free_count -= take;
             }
             s.outstanding += take;
-            // A splice may have brought more than was wanted.
-            let fresh = want.saturating_sub(chain.count).min(s.capacity - s.carved);
-            if fresh > 0 {
-                refill.carve = Carve { next: s.start.add(s.carved as usize * size), left: fresh };
+            if carver.span.is_null() && s.carved < s.capacity && !s.is_held() {
+                s.owner.store(carver.token, Ordering::Relaxed);
+                carver.span = span;
+            }
+            central.relist(span);
+        }
+    }
+    let fresh = want.saturating_sub(chain.count);
+    if fresh > 0 {
+        if carver.span.is_null()
+            && let Some(span) = SEGMENTS.lock().allocate_span(class, node, options)
+        {
+            // SAFETY: a fresh span of this class, known to nobody else yet.
+            unsafe { (*span.as_ptr()).owner.store(carver.token, Ordering::Relaxed) };
+            carver.span = span.as_ptr();
+        }
+        let span = carver.span;
+        if !span.is_null() {
+            // SAFETY: the span the carver holds is live (held spans are never freed) and of
+            // this class, whose lock we hold; its uncarved blocks are the carver's.
+            unsafe {
+                let s = &mut *span;
+                let fresh = fresh.min(s.capacity - s.carved);
+                refill.carve =
+                    Carve { next: s.start.add(s.carved as usize * block_size(class)), left: fresh };
                 s.carved += fresh;
                 s.outstanding += fresh;
-            }
-            if !s.has_blocks() {
-                central.unlink(span);
-            }
-            if fresh > 0 {
-                break;
+                if !s.is_held() {
+                    // Carved out (or never held): the cache lets go of it.
+                    carver.span = ptr::null_mut();
+                }
+                central.relist(span);
             }
         }
     }
     central.out_blocks += (refill.chain.count + refill.carve.left) as usize;
     refill
+}
+
+/// Lets go of the span a thread cache held (at the thread's exit): it becomes any thread's
+/// to carve, or goes back to its segment if every block is back already. Returns whether
+/// it was freed.
+///
+/// # Safety
+/// `span` is a span of `class` held by the caller's cache.
+#[must_use = "freed spans must be reported to the purger"]
+pub(crate) unsafe fn release(class: usize, span: *mut Span, now_ms: u64) -> bool {
+    let mut central = CENTRAL[class].lock();
+    // SAFETY: per the contract the span is live (held spans are never freed); we hold the
+    // class lock that guards it.
+    unsafe {
+        (*span).owner.store(NO_OWNER, Ordering::Relaxed);
+        central.settle(span, now_ms)
+    }
 }
 
 /// Returns a chain of `class` blocks to their spans; spans left with no block outstanding
@@ -250,15 +340,7 @@ pub(crate) unsafe fn give_back(class: usize, mut chain: Chain, now_ms: u64) -> b
             s.free_count += 1;
             s.outstanding -= 1;
             central.out_blocks -= 1;
-            if s.is_unused() {
-                if s.listed {
-                    central.unlink(span);
-                }
-                SEGMENTS.lock().free_span(span, now_ms);
-                freed = true;
-            } else if !s.listed {
-                central.link(span);
-            }
+            freed |= central.settle(span, now_ms);
         }
     }
     freed

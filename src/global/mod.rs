@@ -60,6 +60,8 @@ mod purge;
 mod segment;
 mod segment_map;
 pub mod size_class;
+#[cfg(all(feature = "initial-exec-tls", target_arch = "x86_64", target_os = "linux", not(miri)))]
+mod static_tls;
 mod thread_cache;
 mod topology;
 
@@ -509,6 +511,18 @@ impl PinAlloc {
         self.ensure_configured();
         // SAFETY: forwarded.
         unsafe { thread_cache::dealloc_slow(cache, class, block, &slow_path_context()) };
+        purge::start_if_wanted();
+    }
+
+    /// # Safety
+    /// `cache` is this thread's cache, not borrowed; `block` is a block of `class` the
+    /// caller gives up (one of another thread's spans, or the list's purpose is lost).
+    #[cold]
+    #[inline(never)]
+    unsafe fn hand_back_slow(&self, cache: *mut thread_cache::ThreadCache, class: usize, block: *mut u8) {
+        self.ensure_configured();
+        // SAFETY: forwarded.
+        unsafe { thread_cache::hand_back_slow(cache, class, block, &slow_path_context()) };
         purge::start_if_wanted();
     }
 

@@ -19,6 +19,7 @@ use super::size_class::{CLASSES, block_size};
 use crate::os::{HugePages, MapOptions, Mapping, Purge, RawMapping};
 use crate::sync::SpinLock;
 use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicU32, Ordering};
 
 /// Bytes in a segment (and its alignment).
 pub const SEGMENT: usize = 4 << 20;
@@ -57,36 +58,57 @@ pub(crate) struct Span {
     pub outstanding: u32,
     /// Blocks on `free`.
     pub free_count: u32,
+    /// The token of the thread cache that carves this span, or [`NO_OWNER`]. While the
+    /// owner is set and blocks remain uncarved the span is *held* ([`Span::is_held`]): only
+    /// the owner carves it, reaching it through its cache rather than the partial list, and
+    /// it stays even when all its blocks are back. Once carved out it keeps the owner's
+    /// token, which `free` by pointer compares with its own to tell the thread's blocks from
+    /// others' (see `by_pointer.rs`). Written under the class lock, read without it by
+    /// `free`, hence atomic; `Relaxed` on both sides, no partner: the value is a hint that
+    /// orders nothing, and the lock orders the writers.
+    pub owner: AtomicU32,
     pub class: u8,
     pub pages: u8,
     /// Whether the span is on its class's partial list.
     pub listed: bool,
 }
 
+/// [`Span::owner`] of a span no thread cache carves.
+pub(crate) const NO_OWNER: u32 = 0;
+
 impl Span {
-    const EMPTY: Span = Span {
-        start: ptr::null_mut(),
-        free: ptr::null_mut(),
-        free_tail: ptr::null_mut(),
-        next: ptr::null_mut(),
-        prev: ptr::null_mut(),
-        capacity: 0,
-        carved: 0,
-        outstanding: 0,
-        free_count: 0,
-        class: 0,
-        pages: 0,
-        listed: false,
-    };
+    const fn empty() -> Span {
+        Span {
+            start: ptr::null_mut(),
+            free: ptr::null_mut(),
+            free_tail: ptr::null_mut(),
+            next: ptr::null_mut(),
+            prev: ptr::null_mut(),
+            capacity: 0,
+            carved: 0,
+            outstanding: 0,
+            free_count: 0,
+            owner: AtomicU32::new(NO_OWNER),
+            class: 0,
+            pages: 0,
+            listed: false,
+        }
+    }
 
     /// Whether every block has come back.
     pub fn is_unused(&self) -> bool {
         self.outstanding == 0
     }
 
-    /// Whether the span has a block to give (returned or never carved).
-    pub fn has_blocks(&self) -> bool {
-        !self.free.is_null() || self.carved < self.capacity
+    /// Whether a thread cache carves this span (see [`Span::owner`]).
+    pub fn is_held(&self) -> bool {
+        self.owner.load(Ordering::Relaxed) != NO_OWNER && self.carved < self.capacity
+    }
+
+    /// Whether the span belongs on its class's partial list: it has returned blocks, or
+    /// uncarved ones that no thread holds.
+    pub fn wants_listing(&self) -> bool {
+        self.free_count > 0 || (self.carved < self.capacity && !self.is_held())
     }
 }
 
@@ -246,7 +268,7 @@ impl Segments {
                 capacity: ((pages * PAGE) / block_size(class)) as u32,
                 class: class as u8,
                 pages: pages as u8,
-                ..Span::EMPTY
+                ..Span::empty()
             });
             Some(NonNull::new_unchecked(span))
         }
@@ -273,7 +295,7 @@ impl Segments {
                 dirty_pages: 0,
                 dirty_since: [0; PAGES],
                 page_span: [0; PAGES],
-                spans: [Span::EMPTY; PAGES],
+                spans: [const { Span::empty() }; PAGES],
             });
         }
         // An uncovered address only makes the segment's blocks read as foreign to `free`.
@@ -305,7 +327,7 @@ impl Segments {
             for page in first..first + pages {
                 (*segment).dirty_since[page] = now_ms;
             }
-            *span = Span::EMPTY;
+            *span = Span::empty();
         }
         self.dirty = true;
     }

@@ -6,7 +6,14 @@
 //! takes its place, or a magazine comes from the depot, or the central layer carves one;
 //! when the list is full it becomes the spare and the old spare goes to the depot. Both
 //! exchanges move a whole batch in O(1). Fresh blocks from the central layer arrive as a
-//! [`Carve`], linked into the list a few at a time (about 4 KiB) as they are needed.
+//! [`Carve`], linked into the list a few at a time (about 4 KiB) as they are needed; they
+//! come from a span the cache holds, one per class, which no other thread carves.
+//!
+//! `free` by pointer, which looks the span up anyway, keeps a second list per class for
+//! blocks of spans other threads hold (`remote`): those are never reused by this thread
+//! straight away, where they would share cache lines with the other thread's blocks, but
+//! travel to the depot a magazine at a time, like a full list. The layout-driven `dealloc`
+//! does not look at the span and puts every block on the thread's own list.
 //!
 //! The cache is a `const`-initialised thread-local without a destructor, so reaching it costs
 //! no lazy-initialisation check. Its empty state (no blocks, limits of zero) is the sentinel
@@ -15,13 +22,13 @@
 //! After that the cache is `Dead`: allocations made by later destructors still work, served
 //! one block at a time by the central layer.
 
-use super::central::{self, Carve, Chain, Refill};
+use super::central::{self, Carve, Carver, Chain, Refill};
 use super::counters::{self, Miss};
 use super::depot;
-use super::segment::{Block, SegmentOptions};
+use super::segment::{Block, NO_OWNER, SegmentOptions, Span};
 use super::size_class::{CLASSES, block_size};
-use core::cell::UnsafeCell;
 use core::ptr;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 /// One class's free list in a thread cache. Frees push while `count < limit`; a refill may
 /// install more than `limit` blocks (a span's whole free list), which only sends the next
@@ -40,6 +47,10 @@ pub(crate) struct Bin {
 }
 
 impl Bin {
+    /// Empty, with a limit of zero: every push and pop goes to the slow path.
+    #[cfg_attr(all(feature = "initial-exec-tls", not(test)), allow(dead_code))]
+    const UNSET: Bin = Bin { head: ptr::null_mut(), count: 0, limit: 0, alloc_hits: 0, free_hits: 0 };
+
     /// Takes the head block, if any: the allocation fast path.
     ///
     /// # Safety
@@ -120,9 +131,12 @@ fn prefetch_for_write(block: *const Block) {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
 enum State {
-    /// Never used: the first call sets the cache up.
-    Fresh,
+    /// Never used: the first call sets the cache up. Zero, so that all-zero bytes are a
+    /// fresh cache (see `static_tls.rs`, where only those bytes construct it).
+    #[cfg_attr(feature = "initial-exec-tls", allow(dead_code))]
+    Fresh = 0,
     Active,
     /// The thread-exit flush has run.
     Dead,
@@ -130,33 +144,68 @@ enum State {
 
 pub(crate) struct ThreadCache {
     pub bins: [Bin; CLASSES],
+    /// Blocks freed by pointer that came from spans other threads carve, per class: handed
+    /// to the depot a magazine at a time, never reused by this thread straight away (see
+    /// `by_pointer.rs`).
+    pub remote: [Bin; CLASSES],
+    /// Names this cache in [`Span::owner`]; [`NO_OWNER`] until set up.
+    pub token: u32,
     spares: [Chain; CLASSES],
     /// Fresh blocks not linked yet, per class.
     carves: [Carve; CLASSES],
+    /// The span each class carves from, held by this cache (or null).
+    carving: [*mut Span; CLASSES],
+    /// The NUMA node whose depots the cache uses, once `node_chosen`.
     node: usize,
+    node_chosen: bool,
     state: State,
 }
 
 impl ThreadCache {
+    /// A thread's cache before its first call. Under `initial-exec-tls` its zero bytes, in
+    /// static TLS, stand for it.
+    #[cfg_attr(all(feature = "initial-exec-tls", not(test)), allow(dead_code))]
     const FRESH: ThreadCache = ThreadCache {
-        bins: [Bin { head: ptr::null_mut(), count: 0, limit: 0, alloc_hits: 0, free_hits: 0 }; CLASSES],
+        bins: [Bin::UNSET; CLASSES],
+        remote: [Bin::UNSET; CLASSES],
+        token: NO_OWNER,
         spares: [Chain::EMPTY; CLASSES],
         carves: [Carve::EMPTY; CLASSES],
-        node: usize::MAX,
+        carving: [ptr::null_mut(); CLASSES],
+        node: 0,
+        node_chosen: false,
         state: State::Fresh,
     };
+
+    /// The node whose depots the cache uses, choosing the one the thread runs on now if
+    /// none was set (by `pin_current_thread`).
+    fn node(&mut self) -> usize {
+        if !self.node_chosen {
+            (self.node, self.node_chosen) = (super::topology::current_node(), true);
+        }
+        self.node
+    }
+}
+
+#[cfg(not(all(feature = "initial-exec-tls", target_arch = "x86_64", target_os = "linux", not(miri))))]
+std::thread_local! {
+    static CACHE: core::cell::UnsafeCell<ThreadCache> =
+        const { core::cell::UnsafeCell::new(ThreadCache::FRESH) };
 }
 
 std::thread_local! {
-    static CACHE: UnsafeCell<ThreadCache> = const { UnsafeCell::new(ThreadCache::FRESH) };
     static FLUSH_AT_EXIT: FlushAtExit = const { FlushAtExit };
 }
 
 /// This thread's cache.
+#[cfg(not(all(feature = "initial-exec-tls", target_arch = "x86_64", target_os = "linux", not(miri))))]
 #[inline(always)]
 pub(crate) fn current() -> *mut ThreadCache {
-    CACHE.with(UnsafeCell::get)
+    CACHE.with(core::cell::UnsafeCell::get)
 }
+
+#[cfg(all(feature = "initial-exec-tls", target_arch = "x86_64", target_os = "linux", not(miri)))]
+pub(crate) use super::static_tls::current;
 
 /// Blocks per magazine of `class`: about 32 KiB of blocks, between 4 and 128 of them.
 pub(crate) const fn magazine_blocks(class: usize) -> u32 {
@@ -185,18 +234,26 @@ pub(crate) struct SlowPathContext {
 unsafe fn set_up(cache: *mut ThreadCache) {
     // SAFETY: per the contract.
     let cache = unsafe { &mut *cache };
-    for (class, bin) in cache.bins.iter_mut().enumerate() {
-        bin.limit = magazine_blocks(class);
+    for class in 0..CLASSES {
+        cache.bins[class].limit = magazine_blocks(class);
+        cache.remote[class].limit = magazine_blocks(class);
     }
-    if cache.node == usize::MAX {
-        // Not pinned to a node by `pin_current_thread`: the node it runs on now.
-        cache.node = super::topology::current_node();
-    }
+    cache.token = next_token();
+    cache.node();
     cache.state = State::Active;
     // Registering the destructor may allocate (std keeps a list on some platforms); the
     // cache is already usable, so such a nested call takes the ordinary paths. `try_with`:
     // never panic, even if called during thread teardown.
     let _ = FLUSH_AT_EXIT.try_with(|_| ());
+}
+
+/// A token for a new thread cache: unique until the counter wraps past 2^32 threads, and
+/// never [`NO_OWNER`]. A repeated token would only blur whose blocks are whose, a hint.
+fn next_token() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    // Relaxed, no partner: only the counter's atomicity matters.
+    let token = NEXT.fetch_add(1, Ordering::Relaxed);
+    if token == NO_OWNER { NEXT.fetch_add(1, Ordering::Relaxed) } else { token }
 }
 
 /// `alloc` found the class's list empty.
@@ -229,8 +286,10 @@ pub(crate) unsafe fn alloc_slow(cache: *mut ThreadCache, class: usize, cx: &Slow
             chain
         } else {
             if carve.left == 0 {
+                let mut carver = Carver { token: cache.token, span: cache.carving[class] };
                 let Refill { chain, carve: fresh } =
-                    central::refill(class, cache.node, magazine_blocks(class), cx.segments);
+                    central::refill(class, cache.node, magazine_blocks(class), cx.segments, &mut carver);
+                cache.carving[class] = carver.span;
                 *carve = fresh;
                 if !chain.is_empty() {
                     return pop_and_install(&mut cache.bins[class], chain);
@@ -300,6 +359,35 @@ pub(crate) unsafe fn dealloc_slow(
     }
 }
 
+/// `free` by pointer found the class's list of other threads' blocks full (or the cache
+/// not set up): the list goes to the depot as a magazine and `block` starts the next one.
+///
+/// # Safety
+/// `cache` is this thread's cache; `block` is a block of `class` the caller owned.
+#[cold]
+pub(crate) unsafe fn hand_back_slow(
+    cache: *mut ThreadCache,
+    class: usize,
+    block: *mut u8,
+    cx: &SlowPathContext,
+) {
+    // SAFETY: per the contract.
+    unsafe {
+        counters::miss(class, &mut (*cache).remote[class], Miss::Free);
+        match (*cache).state {
+            State::Fresh => set_up(cache),
+            State::Dead => return dealloc_uncached(class, block, cx),
+            State::Active => {}
+        }
+        let cache = &mut *cache;
+        let remote = &mut cache.remote[class];
+        if remote.count >= remote.limit {
+            flush(cache.node, class, remote.take(), cx);
+        }
+        remote.push(block);
+    }
+}
+
 /// Sends a full magazine to the depot, or to its spans if the depot is full.
 ///
 /// # Safety
@@ -316,7 +404,8 @@ unsafe fn flush(node: usize, class: usize, chain: Chain, cx: &SlowPathContext) {
 /// One block, for a thread whose cache is gone.
 fn alloc_uncached(class: usize, node: usize, cx: &SlowPathContext) -> *mut u8 {
     let mut chain = depot::pop(node, class).unwrap_or_else(|| {
-        let Refill { mut chain, mut carve } = central::refill(class, node, 1, cx.segments);
+        let mut carver = Carver { token: NO_OWNER, span: ptr::null_mut() };
+        let Refill { mut chain, mut carve } = central::refill(class, node, 1, cx.segments, &mut carver);
         if chain.is_empty() {
             // SAFETY: the carve's blocks are ours, counted out of their span by `refill`.
             chain = unsafe { carve.take(class, 1) };
@@ -349,19 +438,13 @@ unsafe fn dealloc_uncached(class: usize, block: *mut u8, cx: &SlowPathContext) {
 /// The NUMA node whose depots this thread's cache uses, choosing it now if unset.
 pub(crate) fn node() -> usize {
     // SAFETY: this thread's cache; no other borrow of it is live here.
-    unsafe {
-        let cache = current();
-        if (*cache).node == usize::MAX {
-            (*cache).node = super::topology::current_node();
-        }
-        (*cache).node
-    }
+    unsafe { (*current()).node() }
 }
 
 /// Sets the NUMA node whose depots this thread's cache uses.
 pub(crate) fn set_node(node: usize) {
     // SAFETY: this thread's cache; no other borrow of it is live here.
-    unsafe { (*current()).node = node };
+    unsafe { ((*current()).node, (*current()).node_chosen) = (node, true) };
 }
 
 /// Empties this thread's cache into the depots (or spans); it refills on the next call.
@@ -382,20 +465,30 @@ unsafe fn empty(cache: *mut ThreadCache, dead: bool) {
         return;
     }
     for class in 0..CLASSES {
-        let bin = &mut cache.bins[class];
+        let (bin, remote) = (&mut cache.bins[class], &mut cache.remote[class]);
         counters::fold(class, bin);
-        let chains = [bin.take(), core::mem::replace(&mut cache.spares[class], Chain::EMPTY), {
-            let mut carve = core::mem::replace(&mut cache.carves[class], Carve::EMPTY);
-            // SAFETY: the carve's blocks are the cache's, counted out of their span.
-            unsafe { carve.take(class, u32::MAX) }
-        }];
+        counters::fold(class, remote);
+        let chains =
+            [bin.take(), remote.take(), core::mem::replace(&mut cache.spares[class], Chain::EMPTY), {
+                let mut carve = core::mem::replace(&mut cache.carves[class], Carve::EMPTY);
+                // SAFETY: the carve's blocks are the cache's, counted out of their span.
+                unsafe { carve.take(class, u32::MAX) }
+            }];
         if dead {
-            bin.limit = 0;
+            (bin.limit, remote.limit) = (0, 0);
         }
         for chain in chains {
             if !chain.is_empty() {
                 // SAFETY: the chains held the cache's free blocks, now taken out of it.
                 unsafe { flush(cache.node, class, chain, &cx) };
+            }
+        }
+        let held = cache.carving[class];
+        if dead && !held.is_null() {
+            cache.carving[class] = ptr::null_mut();
+            // SAFETY: the cache held this span of `class`; it lets go of it here, once.
+            if unsafe { central::release(class, held, (cx.now_ms)()) } {
+                super::purge::memory_freed();
             }
         }
     }
@@ -417,8 +510,8 @@ impl Drop for FlushAtExit {
 /// This thread's hits of `class` not folded into the global counters yet.
 pub(crate) fn unfolded_hits(class: usize) -> (u64, u64) {
     // SAFETY: this thread's cache, read without other borrows live.
-    let bin = unsafe { &(*current()).bins[class] };
-    (bin.alloc_hits, bin.free_hits)
+    let cache = unsafe { &*current() };
+    (cache.bins[class].alloc_hits, cache.bins[class].free_hits + cache.remote[class].free_hits)
 }
 
 /// Blocks held by this thread's cache, per class (for statistics and tests).
@@ -427,8 +520,38 @@ pub(crate) fn cached_bytes() -> usize {
     let cache = unsafe { &*current() };
     (0..CLASSES)
         .map(|class| {
-            let blocks = cache.bins[class].count + cache.spares[class].count + cache.carves[class].left;
+            let blocks = cache.bins[class].count
+                + cache.remote[class].count
+                + cache.spares[class].count
+                + cache.carves[class].left;
             blocks as usize * block_size(class)
         })
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Static TLS starts as zero bytes (see `static_tls.rs`): they must read as a fresh cache.
+    #[test]
+    fn all_zero_bytes_are_a_fresh_cache() {
+        // SAFETY: every field is a pointer, integer, bool or `State` (whose 0 is `Fresh`).
+        let zeroed: ThreadCache = unsafe { core::mem::zeroed() };
+        let fresh = ThreadCache::FRESH;
+        assert_eq!((zeroed.state, zeroed.token, zeroed.node_chosen), (fresh.state, fresh.token, false));
+        for class in 0..CLASSES {
+            for (a, b) in
+                [(zeroed.bins[class], fresh.bins[class]), (zeroed.remote[class], fresh.remote[class])]
+            {
+                assert_eq!(
+                    (a.head, a.count, a.limit, a.alloc_hits),
+                    (b.head, b.count, b.limit, b.alloc_hits)
+                );
+            }
+            assert!(zeroed.spares[class].is_empty() && zeroed.spares[class].count == 0);
+            assert!(zeroed.carves[class].next.is_null() && zeroed.carves[class].left == 0);
+            assert!(zeroed.carving[class].is_null());
+        }
+    }
 }
