@@ -16,18 +16,17 @@
 //! header offset). So every by-pointer operation reuses the layout-driven paths, and their
 //! debug checks, unchanged; only `free` of a small block has its own fast path.
 //!
-//! That fast path has the span in hand, so it also reads the span's owner: a block of a span
-//! this thread carves goes on the thread's list, to be reused next; a block of another
-//! thread's span goes on a second list that leaves for the depot whole when full. A thread
-//! freeing a block it was handed by another (cache-scratch's pattern) therefore does not
-//! take that block, whose cache line the other thread may be writing, for its own next
-//! allocation: *passive false sharing*, which Hoard's cache-scratch benchmark measures and
-//! which made it 3.4 times slower here than under mimalloc, which sends such a block back
-//! to its page's owner. A producer's blocks freed by a consumer still return to the producer
-//! through the depot, one magazine per exchange.
+//! That fast path has the span in hand, so it also reads the span's holder: a block of a
+//! span another thread is carving goes on a second list, which goes back to the spans
+//! (to their holders) a batch at a time; any other block goes on the thread's list, to be
+//! reused next. A thread freeing a block it was handed by another (cache-scratch's pattern)
+//! therefore does not take that block, whose cache line the other thread may be writing,
+//! for its own next allocation (*passive false sharing*: it made cache-scratch 3.4 times
+//! slower here than under mimalloc, which sends such a block back to its page's owner);
+//! nor does it pass it to a third thread through the depot (larson ran 10% slower so).
 
 use super::large;
-use super::segment::{SEGMENT, SegmentHeader, SegmentKind, Span};
+use super::segment::{NO_OWNER, SEGMENT, SegmentHeader, SegmentKind, Span};
 use super::size_class::{block_size, class_of};
 use super::{PinAlloc, debug_checks, segment_map, thread_cache};
 use crate::os;
@@ -118,7 +117,8 @@ impl PinAlloc {
                 let class = (*span).class as usize;
                 let cache = thread_cache::current();
                 // Relaxed: a hint (see `Span::owner`).
-                let own = (*span).owner.load(Ordering::Relaxed) == (*cache).token;
+                let holder = (*span).owner.load(Ordering::Relaxed);
+                let own = holder == NO_OWNER || holder == (*cache).token;
                 let bins = if own { &mut (*cache).bins } else { &mut (*cache).remote };
                 if bins.get_unchecked_mut(class).try_push(ptr) {
                     return;

@@ -9,10 +9,12 @@
 //! Fresh blocks come from spans a thread cache *holds* (see `Span::owner`): each thread
 //! carves its own spans, one per class at a time, as mimalloc gives each thread its own
 //! pages. So blocks that different threads received fresh never share a cache line, and a
-//! thread's frees can tell its own blocks from others' by the span's owner. A span is on
-//! its class's partial list when it has returned blocks, or uncarved ones nobody holds (its
-//! holder exited); a refill takes returned blocks from the list first, and adopts an unheld
-//! span it meets there before mapping a new one.
+//! thread's frees can tell another thread's fresh blocks by the span's holder, and send
+//! them back to their span, where only the holder takes them again (as mimalloc returns a
+//! block freed by another thread to its page's owner). A span is on its class's partial
+//! list when nobody holds it and it has returned or uncarved blocks; a refill takes the
+//! returned blocks of its own held span first, then those of listed spans, and adopts a
+//! listed span with uncarved blocks before mapping a new one.
 
 use super::segment::{Block, NO_OWNER, SEGMENTS, SegmentOptions, Span};
 use super::size_class::{CLASSES, block_size};
@@ -232,34 +234,21 @@ pub(crate) fn refill(
     let mut refill = Refill { chain: Chain::EMPTY, carve: Carve::EMPTY };
     let chain = &mut refill.chain;
     let mut central = CENTRAL[class].lock();
+    if !carver.span.is_null() {
+        // SAFETY: the span the carver holds is live (held spans are never freed) and of this
+        // class, whose lock we hold; its returned blocks are the holder's alone.
+        unsafe { take_returned(&mut *carver.span, chain, want) };
+    }
     let mut cursor = central.partial;
     while chain.count < want && !cursor.is_null() {
         let span = cursor;
-        // SAFETY: listed spans are live and guarded by the class lock, which we hold; their
-        // returned blocks are ours to hand out, and an unheld span's uncarved ones too.
+        // SAFETY: listed spans are live, unheld and guarded by the class lock, which we
+        // hold; their returned and uncarved blocks are ours to hand out.
         unsafe {
             let s = &mut *span;
             cursor = s.next;
-            // A span's whole list is taken when it is within `SPLICE_SLACK` times what is
-            // still wanted: walking a list is a chain of dependent cache misses, splicing
-            // it is one write.
-            let wanted = want - chain.count;
-            let take = if s.free_count <= wanted * SPLICE_SLACK { s.free_count } else { wanted };
-            if take > 0 && take == s.free_count {
-                (*s.free_tail).next = chain.head;
-                chain.head = s.free;
-                chain.count += take;
-                (s.free, s.free_tail, s.free_count) = (ptr::null_mut(), ptr::null_mut(), 0);
-            } else {
-                for _ in 0..take {
-                    let block = s.free;
-                    s.free = (*block).next;
-                    chain.push(block);
-                }
-                s.free_count -= take;
-            }
-            s.outstanding += take;
-            if carver.span.is_null() && s.carved < s.capacity && !s.is_held() {
+            take_returned(s, chain, want);
+            if carver.span.is_null() && s.carved < s.capacity {
                 s.owner.store(carver.token, Ordering::Relaxed);
                 carver.span = span;
             }
@@ -281,13 +270,16 @@ pub(crate) fn refill(
             // this class, whose lock we hold; its uncarved blocks are the carver's.
             unsafe {
                 let s = &mut *span;
-                let fresh = fresh.min(s.capacity - s.carved);
-                refill.carve =
-                    Carve { next: s.start.add(s.carved as usize * block_size(class)), left: fresh };
+                let (next, run) = s.next_carve();
+                let fresh = fresh.min(run);
+                refill.carve = Carve { next: s.start.add(next as usize * block_size(class)), left: fresh };
                 s.carved += fresh;
                 s.outstanding += fresh;
+                if s.carved == s.capacity {
+                    // Carved out: the cache lets go of it.
+                    s.owner.store(NO_OWNER, Ordering::Relaxed);
+                }
                 if !s.is_held() {
-                    // Carved out (or never held): the cache lets go of it.
                     carver.span = ptr::null_mut();
                 }
                 central.relist(span);
@@ -296,6 +288,35 @@ pub(crate) fn refill(
     }
     central.out_blocks += (refill.chain.count + refill.carve.left) as usize;
     refill
+}
+
+/// Moves returned blocks of `s` onto `chain`, up to `want` in all (or more, when splicing
+/// the span's whole list is cheaper: walking a list is a chain of dependent cache misses,
+/// splicing it is one write).
+///
+/// # Safety
+/// `s` is a live span whose class lock the caller holds, and its returned blocks are the
+/// caller's to take.
+unsafe fn take_returned(s: &mut Span, chain: &mut Chain, want: u32) {
+    let wanted = want.saturating_sub(chain.count);
+    let take = if s.free_count <= wanted * SPLICE_SLACK { s.free_count } else { wanted };
+    // SAFETY: per the contract the span's list holds `free_count` free blocks, linked.
+    unsafe {
+        if take > 0 && take == s.free_count {
+            (*s.free_tail).next = chain.head;
+            chain.head = s.free;
+            chain.count += take;
+            (s.free, s.free_tail, s.free_count) = (ptr::null_mut(), ptr::null_mut(), 0);
+        } else {
+            for _ in 0..take {
+                let block = s.free;
+                s.free = (*block).next;
+                chain.push(block);
+            }
+            s.free_count -= take;
+        }
+    }
+    s.outstanding += take;
 }
 
 /// Lets go of the span a thread cache held (at the thread's exit): it becomes any thread's

@@ -10,10 +10,10 @@
 //! come from a span the cache holds, one per class, which no other thread carves.
 //!
 //! `free` by pointer, which looks the span up anyway, keeps a second list per class for
-//! blocks of spans other threads hold (`remote`): those are never reused by this thread
-//! straight away, where they would share cache lines with the other thread's blocks, but
-//! travel to the depot a magazine at a time, like a full list. The layout-driven `dealloc`
-//! does not look at the span and puts every block on the thread's own list.
+//! blocks of spans other threads hold (`remote`): those are never reused by this thread,
+//! where they would share cache lines with the other thread's blocks, but go back to their
+//! spans a batch at a time, where only the holder takes them again. The layout-driven
+//! `dealloc` does not look at the span and puts every block on the thread's own list.
 //!
 //! The cache is a `const`-initialised thread-local without a destructor, so reaching it costs
 //! no lazy-initialisation check. Its empty state (no blocks, limits of zero) is the sentinel
@@ -144,8 +144,8 @@ enum State {
 
 pub(crate) struct ThreadCache {
     pub bins: [Bin; CLASSES],
-    /// Blocks freed by pointer that came from spans other threads carve, per class: handed
-    /// to the depot a magazine at a time, never reused by this thread straight away (see
+    /// Blocks freed by pointer that came from spans other threads hold, per class: given
+    /// back to their spans a batch at a time, never reused by this thread (see
     /// `by_pointer.rs`).
     pub remote: [Bin; CLASSES],
     /// Names this cache in [`Span::owner`]; [`NO_OWNER`] until set up.
@@ -360,7 +360,8 @@ pub(crate) unsafe fn dealloc_slow(
 }
 
 /// `free` by pointer found the class's list of other threads' blocks full (or the cache
-/// not set up): the list goes to the depot as a magazine and `block` starts the next one.
+/// not set up): the list goes back to its spans, for their holders, and `block` starts the
+/// next one.
 ///
 /// # Safety
 /// `cache` is this thread's cache; `block` is a block of `class` the caller owned.
@@ -382,9 +383,20 @@ pub(crate) unsafe fn hand_back_slow(
         let cache = &mut *cache;
         let remote = &mut cache.remote[class];
         if remote.count >= remote.limit {
-            flush(cache.node, class, remote.take(), cx);
+            hand_back(class, remote.take(), cx);
         }
         remote.push(block);
+    }
+}
+
+/// Returns other threads' blocks to their spans, for their holders.
+///
+/// # Safety
+/// The chain's blocks are free blocks of `class` owned by the caller.
+unsafe fn hand_back(class: usize, chain: Chain, cx: &SlowPathContext) {
+    // SAFETY: per the contract.
+    if unsafe { central::give_back(class, chain, (cx.now_ms)()) } {
+        super::purge::memory_freed();
     }
 }
 
@@ -468,12 +480,16 @@ unsafe fn empty(cache: *mut ThreadCache, dead: bool) {
         let (bin, remote) = (&mut cache.bins[class], &mut cache.remote[class]);
         counters::fold(class, bin);
         counters::fold(class, remote);
-        let chains =
-            [bin.take(), remote.take(), core::mem::replace(&mut cache.spares[class], Chain::EMPTY), {
-                let mut carve = core::mem::replace(&mut cache.carves[class], Carve::EMPTY);
-                // SAFETY: the carve's blocks are the cache's, counted out of their span.
-                unsafe { carve.take(class, u32::MAX) }
-            }];
+        let others = remote.take();
+        if !others.is_empty() {
+            // SAFETY: the list held free blocks of the class, now taken out of the cache.
+            unsafe { hand_back(class, others, &cx) };
+        }
+        let chains = [bin.take(), core::mem::replace(&mut cache.spares[class], Chain::EMPTY), {
+            let mut carve = core::mem::replace(&mut cache.carves[class], Carve::EMPTY);
+            // SAFETY: the carve's blocks are the cache's, counted out of their span.
+            unsafe { carve.take(class, u32::MAX) }
+        }];
         if dead {
             (bin.limit, remote.limit) = (0, 0);
         }
