@@ -50,7 +50,8 @@
 //! # fork
 //! The allocator's fork handlers hold every lock across `fork()`, so the child starts with
 //! consistent, unlocked state. The child's other threads are gone, and the blocks in their
-//! caches with them (as with every thread-caching allocator).
+//! caches with them (as with every thread-caching allocator); so are the spans they held
+//! for carving (one per size class each), with the blocks the child frees into them.
 //!
 //! # Purging
 //! Free pages are given back to the OS after the purge delay by the threads that free

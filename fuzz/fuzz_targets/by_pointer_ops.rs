@@ -63,7 +63,8 @@ fuzz_target!(|data: &[u8]| {
                 // SAFETY: a valid layout; size 0 is served as the smallest class.
                 let ptr = unsafe { ALLOC.alloc(layout) };
                 assert!(!ptr.is_null(), "out of memory for {layout:?}");
-                assert!(ptr.addr().is_multiple_of(layout.align()) && ALLOC.owns(ptr));
+                assert!(ptr.addr().is_multiple_of(layout.align()), "{ptr:?} for {layout:?}");
+                assert!(ALLOC.owns(ptr), "{ptr:?} for {layout:?} not owned");
                 // SAFETY: live.
                 assert!(unsafe { usable_size(ptr) } >= layout.size());
                 let block = Live { ptr, len: layout.size(), seed: a ^ b, layout: Some(layout) };

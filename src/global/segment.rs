@@ -51,8 +51,9 @@ pub(crate) struct Span {
     pub prev: *mut Span,
     /// Blocks the span holds in all.
     pub capacity: u32,
-    /// Blocks carved so far: handed out at least once. The rest have never been written by
-    /// this span (zero if the pages are fresh or purged, stale if they were reused dirty).
+    /// Blocks carved so far (in the order [`Span::next_carve`] gives): handed out at least
+    /// once. The rest have never been written by this span (zero if the pages are fresh or
+    /// purged, stale if they were reused dirty).
     pub carved: u32,
     /// Blocks out of the span: in thread caches, depots or the program's hands.
     pub outstanding: u32,
@@ -72,6 +73,9 @@ pub(crate) struct Span {
     /// Whether the span is on its class's partial list.
     pub listed: bool,
 }
+
+// `free` by pointer reads a span's class and holder: one line.
+const _: () = assert!(core::mem::size_of::<Span>() == 64);
 
 /// [`Span::owner`] of a span no thread cache carves.
 pub(crate) const NO_OWNER: u32 = 0;
