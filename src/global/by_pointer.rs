@@ -28,6 +28,7 @@
 use super::large;
 use super::segment::{NO_OWNER, SEGMENT, SegmentHeader, SegmentKind, Span};
 use super::size_class::{block_size, class_of};
+use super::thread_cache::FreeList;
 use super::{PinAlloc, debug_checks, segment_map, thread_cache};
 use crate::os;
 use core::alloc::{GlobalAlloc, Layout};
@@ -98,9 +99,9 @@ impl PinAlloc {
     /// Frees the block at `ptr` without its layout, as C's `free`; like glibc's, it leaves
     /// `errno` as it was, even when purging or unmapping fails inside.
     ///
-    /// A small block from a span this thread carves goes on the thread's list, to be reused
-    /// next; one from another thread's span goes on a list of its own that travels to the
-    /// depot whole (see the module docs).
+    /// A small block from a span another thread is carving goes on a list that returns to
+    /// that span in batches; any other goes on the thread's list, to be reused next (see the
+    /// module docs).
     ///
     /// # Safety
     /// `ptr` was returned by this allocator (through any of its APIs) and is live; it is not
@@ -118,12 +119,19 @@ impl PinAlloc {
                 let cache = thread_cache::current();
                 // Relaxed: a hint (see `Span::owner`).
                 let holder = (*span).owner.load(Ordering::Relaxed);
-                let own = holder == NO_OWNER || holder == (*cache).token;
-                let bins = if own { &mut (*cache).bins } else { &mut (*cache).remote };
+                let list = if holder == NO_OWNER || holder == (*cache).token {
+                    FreeList::Own
+                } else {
+                    FreeList::Others
+                };
+                let bins = match list {
+                    FreeList::Own => &mut (*cache).bins,
+                    FreeList::Others => &mut (*cache).remote,
+                };
                 if bins.get_unchecked_mut(class).try_push(ptr) {
                     return;
                 }
-                return self.free_small_slow(ptr, class, own);
+                return self.free_small_slow(ptr, class, list);
             }
             self.free_slow(ptr);
         }
@@ -135,18 +143,10 @@ impl PinAlloc {
     /// As for [`PinAlloc::free`]; `ptr` is a small block of `class`.
     #[cold]
     #[inline(never)]
-    unsafe fn free_small_slow(&self, ptr: *mut u8, class: usize, own: bool) {
+    unsafe fn free_small_slow(&self, ptr: *mut u8, class: usize, list: FreeList) {
         let cache = thread_cache::current();
-        os::keeping_errno(|| {
-            // SAFETY: forwarded: this thread's cache, a block of `class` given up.
-            unsafe {
-                if own {
-                    self.dealloc_slow(cache, class, ptr)
-                } else {
-                    self.hand_back_slow(cache, class, ptr)
-                }
-            }
-        });
+        // SAFETY: forwarded: this thread's cache, a block of `class` given up.
+        os::keeping_errno(|| unsafe { self.dealloc_slow(cache, class, ptr, list) });
     }
 
     /// Every other free: large blocks, and all of them under the debug checks.

@@ -486,7 +486,7 @@ impl PinAlloc {
         // SAFETY: this thread's cache; `ptr` is a block of `class` the caller gives up.
         unsafe {
             if !(*cache).bins.get_unchecked_mut(class).try_push(ptr) {
-                self.dealloc_slow(cache, class, ptr)
+                self.dealloc_slow(cache, class, ptr, thread_cache::FreeList::Own)
             }
         }
     }
@@ -507,22 +507,16 @@ impl PinAlloc {
     /// `cache` is this thread's cache, not borrowed; `block` is a block of `class`.
     #[cold]
     #[inline(never)]
-    unsafe fn dealloc_slow(&self, cache: *mut thread_cache::ThreadCache, class: usize, block: *mut u8) {
+    unsafe fn dealloc_slow(
+        &self,
+        cache: *mut thread_cache::ThreadCache,
+        class: usize,
+        block: *mut u8,
+        list: thread_cache::FreeList,
+    ) {
         self.ensure_configured();
         // SAFETY: forwarded.
-        unsafe { thread_cache::dealloc_slow(cache, class, block, &slow_path_context()) };
-        purge::start_if_wanted();
-    }
-
-    /// # Safety
-    /// `cache` is this thread's cache, not borrowed; `block` is a block of `class` the
-    /// caller gives up (one of another thread's spans, or the list's purpose is lost).
-    #[cold]
-    #[inline(never)]
-    unsafe fn hand_back_slow(&self, cache: *mut thread_cache::ThreadCache, class: usize, block: *mut u8) {
-        self.ensure_configured();
-        // SAFETY: forwarded.
-        unsafe { thread_cache::hand_back_slow(cache, class, block, &slow_path_context()) };
+        unsafe { thread_cache::dealloc_slow(cache, class, block, list, &slow_path_context()) };
         purge::start_if_wanted();
     }
 

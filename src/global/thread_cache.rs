@@ -328,7 +328,18 @@ const fn extend_blocks(class: usize) -> u32 {
     }
 }
 
-/// `dealloc` found the class's list full (or the cache not set up).
+/// Which of a class's two free lists a freed block goes on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum FreeList {
+    /// The thread's own list ([`ThreadCache::bins`]), reused by its next allocations.
+    Own,
+    /// Blocks of spans other threads hold ([`ThreadCache::remote`]), for their spans.
+    Others,
+}
+
+/// A free found `list` full (or the cache not set up). A full own list becomes the spare
+/// (the old spare goes to the depot); a full list of others' blocks goes back to their
+/// spans, for their holders. Then `block` goes on the list.
 ///
 /// # Safety
 /// `cache` is this thread's cache; `block` is a block of `class` the caller owned.
@@ -337,55 +348,36 @@ pub(crate) unsafe fn dealloc_slow(
     cache: *mut ThreadCache,
     class: usize,
     block: *mut u8,
+    list: FreeList,
     cx: &SlowPathContext,
 ) {
     // SAFETY: per the contract.
     unsafe {
-        counters::miss(class, &mut (*cache).bins[class], Miss::Free);
+        let bin = match list {
+            FreeList::Own => &raw mut (*cache).bins[class],
+            FreeList::Others => &raw mut (*cache).remote[class],
+        };
+        counters::miss(class, &mut *bin, Miss::Free);
         match (*cache).state {
             State::Fresh => set_up(cache),
             State::Dead => return dealloc_uncached(class, block, cx),
             State::Active => {}
         }
         let cache = &mut *cache;
-        let bin = &mut cache.bins[class];
+        let bin = &mut *bin;
         if bin.count >= bin.limit {
-            let old_spare = core::mem::replace(&mut cache.spares[class], bin.take());
-            if !old_spare.is_empty() {
-                flush(cache.node, class, old_spare, cx);
+            let full = bin.take();
+            match list {
+                FreeList::Own => {
+                    let old_spare = core::mem::replace(&mut cache.spares[class], full);
+                    if !old_spare.is_empty() {
+                        flush(cache.node, class, old_spare, cx);
+                    }
+                }
+                FreeList::Others => hand_back(class, full, cx),
             }
         }
         bin.push(block);
-    }
-}
-
-/// `free` by pointer found the class's list of other threads' blocks full (or the cache
-/// not set up): the list goes back to its spans, for their holders, and `block` starts the
-/// next one.
-///
-/// # Safety
-/// `cache` is this thread's cache; `block` is a block of `class` the caller owned.
-#[cold]
-pub(crate) unsafe fn hand_back_slow(
-    cache: *mut ThreadCache,
-    class: usize,
-    block: *mut u8,
-    cx: &SlowPathContext,
-) {
-    // SAFETY: per the contract.
-    unsafe {
-        counters::miss(class, &mut (*cache).remote[class], Miss::Free);
-        match (*cache).state {
-            State::Fresh => set_up(cache),
-            State::Dead => return dealloc_uncached(class, block, cx),
-            State::Active => {}
-        }
-        let cache = &mut *cache;
-        let remote = &mut cache.remote[class];
-        if remote.count >= remote.limit {
-            hand_back(class, remote.take(), cx);
-        }
-        remote.push(block);
     }
 }
 
