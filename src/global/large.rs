@@ -144,11 +144,19 @@ fn offset_for(align: usize) -> usize {
     align.max(64)
 }
 
+/// Bytes of mapping behind a block of `size` bytes at `offset`. Even a zero-size block gets
+/// a byte: one lying at the very end of its mapping would sit in the next 4 MiB chunk
+/// (perhaps a segment's) when `offset` is [`SEGMENT`] or more, and its registration in the
+/// segment map would be that chunk's, cleared when the block is freed.
+fn mapping_len(size: usize, offset: usize) -> Option<usize> {
+    size.max(1).checked_add(offset)
+}
+
 /// A large block for `layout`, from the cache or a fresh mapping; null if the OS refuses.
 /// `zeroed`: the block must read as zero (a cached mapping is cleared; a fresh one is).
 pub(crate) fn alloc(layout: Layout, huge_pages: HugePages, zeroed: bool) -> *mut u8 {
     let offset = offset_for(layout.align());
-    let Some(total) = layout.size().checked_add(offset) else { return ptr::null_mut() };
+    let Some(total) = mapping_len(layout.size(), offset) else { return ptr::null_mut() };
     let align = layout.align().max(SEGMENT);
     let raw = match take_cached(total, align) {
         Some(raw) => {
@@ -236,7 +244,7 @@ pub(crate) unsafe fn dealloc(ptr: *mut u8, layout: Layout, now_ms: u64) {
 /// As for [`dealloc`]; on success the old pointer is dead.
 pub(crate) unsafe fn realloc(ptr: *mut u8, layout: Layout, new_size: usize, now_ms: u64) -> *mut u8 {
     let offset = offset_for(layout.align());
-    let Some(total) = new_size.checked_add(offset) else { return ptr::null_mut() };
+    let Some(total) = mapping_len(new_size, offset) else { return ptr::null_mut() };
     // SAFETY: per the contract the header is live and ours; the cached mapping is ours.
     unsafe {
         let current = (*header(ptr, layout.align())).mapping;

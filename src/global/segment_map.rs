@@ -10,7 +10,7 @@
 //! every live large block (the chunk of its header, or for alignments of 4 MiB and more the
 //! chunk the block starts at). Chunks never share a bit between two live mappings: both
 //! kinds of mapping are aligned to [`SEGMENT`], and a large block's first byte lies in its
-//! own mapping.
+//! own mapping (even a zero-size one's: see `large::mapping_len`).
 //!
 //! The map covers the 47-bit user address space of x86-64 and AArch64 Linux with 2^25 bits:
 //! a 4 MiB zero-initialised static whose pages the kernel only backs once written (a page of
