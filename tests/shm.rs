@@ -76,6 +76,34 @@ fn persisted_names_stay_until_unlinked() {
     assert!(matches!(unlink(&name), Err(ShmError::NotFound)));
 }
 
+/// Resident pages of the pages holding `len` bytes at `ptr`, and how many pages those are.
+#[cfg(not(miri))]
+fn resident_pages(ptr: *mut u8, len: usize) -> (usize, usize) {
+    let start = ptr.map_addr(|addr| addr & !4095);
+    let len = len + (ptr.addr() - start.addr());
+    let mut residency = vec![0u8; len.div_ceil(4096)];
+    // SAFETY: the pages lie in one live mapping; mincore writes one byte per page.
+    let rc = unsafe { libc::mincore(start.cast(), len, residency.as_mut_ptr()) };
+    assert_eq!(rc, 0, "mincore");
+    (residency.iter().filter(|&&r| r & 1 != 0).count(), residency.len())
+}
+
+#[cfg(not(miri))]
+#[test]
+fn populated_segments_are_resident_from_the_start() {
+    let size = 1 << 20;
+    let lazy = SharedRegion::create(&unique("lazy"), size).unwrap();
+    let eager = SharedRegion::create_with(&unique("eager"), size, ShmOptions::new().populate(true)).unwrap();
+    // Only the lazy region's header page was touched; all of the eager one is in.
+    let (resident, pages) = resident_pages(lazy.as_ptr(), size);
+    assert!(resident <= 1, "{resident} of {pages} pages resident");
+    let (resident, pages) = resident_pages(eager.as_ptr(), size);
+    assert_eq!(resident, pages);
+    let mut bytes = [1u8; 16];
+    eager.read(size - 16, &mut bytes).unwrap();
+    assert_eq!(bytes, [0; 16], "populating changes no byte");
+}
+
 #[cfg(not(miri))]
 #[test]
 fn huge_page_request_rounds_to_2_mib() {

@@ -73,7 +73,7 @@ pub fn serve_child_role() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args[0].as_str() {
         "ring-writer" => ring_writer(&args[1], args[2].parse().unwrap(), args[3].parse().unwrap()),
-        "ring-reader" => ring_reader(&args[1], args[2].parse().unwrap()),
+        "ring-reader" => ring_reader(&args[1], args[2].parse().unwrap(), args[3].parse().unwrap()),
         "ring-latency-reader" => ring_latency_reader(&args[1], args[2].parse().unwrap()),
         "iox-latency-subscriber" => iox_latency_subscriber(&args[1], args[2].parse().unwrap()),
         other => panic!("unknown role {other}"),
@@ -84,10 +84,12 @@ pub fn serve_child_role() {
 // ---- bandwidth ----
 
 /// Single-thread `memcpy` of `node_size` blocks into a `nodes × node_size` area (the ring's
-/// working set), GB/s of bytes copied.
+/// working set), GB/s of bytes copied. The area is written once before the clock starts, as
+/// the ring's pages are faulted in when it is created and opened: both are steady-state
+/// copies.
 pub fn memcpy_gbps(nodes: usize, node_size: usize, total_bytes: usize) -> f64 {
     let src = vec![0x5au8; node_size];
-    let mut area = vec![0u8; nodes * node_size];
+    let mut area = vec![1u8; nodes * node_size];
     let blocks = total_bytes / node_size;
     let started = Instant::now();
     for i in 0..blocks {
@@ -119,47 +121,68 @@ fn ring_writer(name: &str, messages: u64, node_size: usize) {
     }
 }
 
-fn ring_reader(name: &str, node_size: usize) {
+/// Reads until shutdown; prints when it finished a read after the `total`th had been
+/// claimed (0 if it never did): the latest such time over the readers is when the last
+/// message was out.
+fn ring_reader(name: &str, node_size: usize, total: u64) {
     let ring = CircularBuffer::open(name).unwrap();
     let go = SharedRegion::open(&format!("{name}-go")).unwrap();
     let mut dst = vec![0u8; node_size];
+    let mut finished_ns = 0;
     wait_for_go(&go);
     loop {
         match ring.read(&mut dst, FOREVER) {
             Ok(len) => assert_eq!(len, node_size),
-            Err(ShmError::Shutdown) => return,
+            Err(ShmError::Shutdown) => break,
             Err(e) => panic!("reader: {e}"),
         }
+        if ring.stats().read >= total {
+            finished_ns = now_ns();
+        }
     }
+    println!("{finished_ns}");
 }
 
 /// Payload GB/s through a ring of `nodes × node_size` between `writers` writer and `readers`
 /// reader processes, each payload byte counted once (written by one process, read by
-/// another).
+/// another), from the go signal to the end of the last read (as the readers saw it).
+///
+/// The measuring process only checks every few milliseconds whether the run is over: on a
+/// 2-core machine each of its wake-ups preempts a writer or a reader, which a same-run
+/// `memcpy` never suffers.
 pub fn ring_gbps(nodes: usize, node_size: usize, writers: usize, readers: usize, total_bytes: usize) -> f64 {
     let name = unique("bw");
     let ring = CircularBuffer::create(&name, nodes, node_size).unwrap();
     let go = SharedRegion::create(&format!("{name}-go"), 64).unwrap();
     let per_writer = (total_bytes / node_size / writers) as u64;
     let total = per_writer * writers as u64;
-    let mut children: Vec<Child> = (0..readers)
-        .map(|_| spawn_child(&["ring-reader".into(), name.clone(), node_size.to_string()]))
+    let reader_args = ["ring-reader".into(), name.clone(), node_size.to_string(), total.to_string()];
+    let readers: Vec<Child> = (0..readers).map(|_| spawn_child(&reader_args)).collect();
+    let writers: Vec<Child> = (0..writers)
+        .map(|_| {
+            spawn_child(&["ring-writer".into(), name.clone(), per_writer.to_string(), node_size.to_string()])
+        })
         .collect();
-    children.extend((0..writers).map(|_| {
-        spawn_child(&["ring-writer".into(), name.clone(), per_writer.to_string(), node_size.to_string()])
-    }));
     std::thread::sleep(Duration::from_millis(100)); // let every child open and wait
-    let started = Instant::now();
+    let started_ns = now_ns();
     go.write(0, &[1]).unwrap();
     while ring.stats().read < total {
-        std::thread::sleep(Duration::from_micros(100));
+        std::thread::sleep(Duration::from_millis(5));
     }
-    let elapsed = started.elapsed();
     ring.shutdown();
-    for child in children {
-        assert!(child.wait_with_output().unwrap().status.success());
+    for writer in writers {
+        assert!(writer.wait_with_output().unwrap().status.success());
     }
-    (total as f64 * node_size as f64) / elapsed.as_secs_f64() / 1e9
+    let finished_ns = readers
+        .into_iter()
+        .map(|reader| {
+            let out = reader.wait_with_output().unwrap();
+            assert!(out.status.success());
+            String::from_utf8(out.stdout).unwrap().trim().parse::<u64>().expect("reader's end time")
+        })
+        .max()
+        .unwrap();
+    (total as f64 * node_size as f64) / ((finished_ns - started_ns) as f64 / 1e9) / 1e9
 }
 
 // ---- latency ----

@@ -74,6 +74,15 @@ impl SharedMapping {
         unsafe { backend::advise_transparent_huge(self.ptr, self.len, true) }.map_err(syscall("madvise"))
     }
 
+    /// Faults every page in, writable (`MADV_POPULATE_WRITE`), so that first touches do not
+    /// take page faults on a hot path; for a named object this also allocates its memory,
+    /// which is how a full `/dev/shm` shows up here (`ENOMEM`/`EFAULT`) rather than as a
+    /// `SIGBUS` on first touch. Kernels before 5.14 refuse with `EINVAL`.
+    pub fn populate(&self) -> Result<(), OsError> {
+        // SAFETY: the whole range is one live mapping (the type's invariant).
+        unsafe { backend::populate_write(self.ptr, self.len) }.map_err(syscall("madvise"))
+    }
+
     /// The first byte.
     pub fn as_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()

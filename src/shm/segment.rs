@@ -84,12 +84,14 @@ impl Layout {
 pub struct ShmOptions {
     huge_pages: bool,
     persist: bool,
+    populate: bool,
 }
 
 impl ShmOptions {
-    /// No huge pages; the name is removed when the creator drops its handle.
+    /// No huge pages, pages faulted in as they are first touched; the name is removed when
+    /// the creator drops its handle.
     pub const fn new() -> Self {
-        ShmOptions { huge_pages: false, persist: false }
+        ShmOptions { huge_pages: false, persist: false, populate: false }
     }
 
     /// Rounds the segment up to 2 MiB and asks for transparent huge pages on it
@@ -98,6 +100,15 @@ impl ShmOptions {
     /// elsewhere the request is harmless.
     pub const fn huge_pages(mut self, on: bool) -> Self {
         self.huge_pages = on;
+        self
+    }
+
+    /// Faults every page of the segment in at creation (`MADV_POPULATE_WRITE`), so no first
+    /// touch takes a page fault later, and a `/dev/shm` too full for the segment is an error
+    /// here ([`ShmError::Os`]) instead of a `SIGBUS` on first touch. Costs the segment's
+    /// whole memory up front. Kernels before 5.14 cannot: there it quietly does nothing.
+    pub const fn populate(mut self, on: bool) -> Self {
+        self.populate = on;
         self
     }
 
@@ -146,6 +157,9 @@ impl Segment {
             // Best effort: without shmem THP the pages are simply base pages.
             let _ = segment.mapping.advise_huge_pages();
         }
+        if options.populate {
+            segment.populate()?;
+        }
         let base = segment.mapping.as_ptr();
         // SAFETY: the control block lies inside the fresh mapping (the layout put it there),
         // and no other process uses the segment before the magic is published below.
@@ -167,6 +181,15 @@ impl Segment {
         // Release: publishes the header and the control block; partner of the Acquire in `open`.
         magic.store(MAGIC, Ordering::Release);
         Ok(segment)
+    }
+
+    /// Faults the whole mapping in (see [`ShmOptions::populate`]); nothing on a kernel that
+    /// cannot.
+    pub(crate) fn populate(&self) -> Result<(), ShmError> {
+        match self.mapping.populate() {
+            Err(e) if e.errno() == Some(libc::EINVAL) => Ok(()),
+            result => Ok(result?),
+        }
     }
 
     /// Opens the named segment of `kind`. `expected_layout` recomputes the layout from the

@@ -1,8 +1,9 @@
 //! Shared-memory IPC as a table: `CircularBuffer` bandwidth between processes next to a
 //! same-run single-thread `memcpy`, and 64 B one-way latency next to iceoryx2.
 //!
-//! `cargo run --release --manifest-path peers/Cargo.toml --bin ipc [ROUNDS]` (default 3;
-//! medians over alternating rounds).
+//! `cargo run --release --manifest-path peers/Cargo.toml --bin ipc [ROUNDS [NODE_BYTES NODES]]`
+//! (default 3 rounds, every row; medians over alternating rounds). Naming a node size and
+//! count measures that row's bandwidth alone, without the latency table.
 
 use pinalloc_peers::ipc::{
     Latency, iceoryx2_latency, memcpy_gbps, ring_gbps, ring_latency, serve_child_role,
@@ -11,28 +12,40 @@ use pinalloc_peers::median;
 
 fn main() {
     serve_child_role();
-    let rounds: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(3);
+    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().expect("a number")).collect();
+    let rounds = args.first().copied().unwrap_or(3);
+    let only = args.get(1).zip(args.get(2)).map(|(&size, &nodes)| (size, nodes));
     println!("bandwidth: payload GB/s between processes (each byte counted once) vs single-thread memcpy");
+    println!(
+        "(medians; the ratio is the median of each round's ring / memcpy, robust to the machine's drift)"
+    );
     println!("| node | nodes | writers/readers | ring GB/s | memcpy GB/s | ratio |");
     println!("|---|---:|---|---:|---:|---:|");
     for node_size in [1 << 10, 1 << 20] {
         let total = if node_size == 1 << 20 { 2 << 30 } else { 256 << 20 };
         for nodes in [2, 20, 50] {
+            if only.is_some_and(|only| only != (node_size, nodes)) {
+                continue;
+            }
             for (writers, readers) in [(1, 1), (2, 2)] {
-                let mut ring = Vec::new();
-                let mut copy = Vec::new();
+                let (mut ring, mut copy, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
                 for _ in 0..rounds {
                     ring.push(ring_gbps(nodes, node_size, writers, readers, total));
                     copy.push(memcpy_gbps(nodes, node_size, total));
+                    ratio.push(ring[ring.len() - 1] / copy[copy.len() - 1]);
                 }
-                let (ring, copy) = (median(ring), median(copy));
                 let size = if node_size == 1 << 20 { "1 MiB" } else { "1 KiB" };
                 println!(
-                    "| {size} | {nodes} | {writers}/{readers} | {ring:.2} | {copy:.2} | {:.2} |",
-                    ring / copy
+                    "| {size} | {nodes} | {writers}/{readers} | {:.2} | {:.2} | {:.2} |",
+                    median(ring),
+                    median(copy),
+                    median(ratio)
                 );
             }
         }
+    }
+    if only.is_some() {
+        return;
     }
     println!();
     println!("latency: 64 B one-way between two pinned processes, ns (200k messages 2 µs apart)");

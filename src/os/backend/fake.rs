@@ -259,6 +259,14 @@ pub(crate) fn map_shared_anonymous(len: usize) -> Result<NonNull<u8>, i32> {
     map(&Request { len, align: granule, granule, huge_tlb: None, reserve_only: false, populate: false })
 }
 
+/// The fake's memory is usable from the start: nothing to fault in.
+///
+/// # Safety
+/// As for the Linux backend.
+pub(crate) unsafe fn populate_write(_ptr: NonNull<u8>, _len: usize) -> Result<(), i32> {
+    Ok(())
+}
+
 /// # Safety
 /// `ptr..ptr + len` came from [`map_shared_anonymous`] and nothing refers to it anymore.
 pub(crate) unsafe fn unmap_shared(ptr: NonNull<u8>, len: usize) {
