@@ -119,14 +119,10 @@ impl PinAlloc {
                 let cache = thread_cache::current();
                 // Relaxed: a hint (see `Span::owner`).
                 let holder = (*span).owner.load(Ordering::Relaxed);
-                let list = if holder == NO_OWNER || holder == (*cache).token {
-                    FreeList::Own
+                let (list, bins) = if holder == NO_OWNER || holder == (*cache).token {
+                    (FreeList::Own, &mut (*cache).bins)
                 } else {
-                    FreeList::Others
-                };
-                let bins = match list {
-                    FreeList::Own => &mut (*cache).bins,
-                    FreeList::Others => &mut (*cache).remote,
+                    (FreeList::Others, &mut (*cache).remote)
                 };
                 if bins.get_unchecked_mut(class).try_push(ptr) {
                     return;

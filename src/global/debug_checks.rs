@@ -77,10 +77,10 @@ pub(crate) unsafe fn junk(block: *mut u8, size: usize) {
 pub(crate) unsafe fn check_free(ptr: *mut u8, layout: Layout) {
     match class_of(layout.size(), layout.align()) {
         Some(class) => {
+            // The span fields read here (class, start) are written only when the span is made,
+            // before any of its blocks is handed out, so they do not race with this read.
             // SAFETY: the segment-aligned address below `ptr` is readable if `ptr` came from
-            // this allocator; its magic tells whether it did. Span fields read here (class,
-            // start) are written only when the span is made, before any of its blocks is
-            // handed out, so they do not race with this read.
+            // this allocator; its magic tells whether it did.
             unsafe {
                 let header = SegmentHeader::of(ptr);
                 if (*header).magic != MAGIC {

@@ -188,7 +188,7 @@ impl Segment {
     pub(crate) fn populate(&self) -> Result<(), ShmError> {
         match self.mapping.populate() {
             Err(e) if e.errno() == Some(libc::EINVAL) => Ok(()),
-            result => Ok(result?),
+            result => result.map_err(ShmError::from),
         }
     }
 

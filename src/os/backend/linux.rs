@@ -57,10 +57,10 @@ pub(crate) fn map(req: &Request) -> Result<NonNull<u8>, i32> {
     }
     let head = base.addr().next_multiple_of(req.align) - base.addr();
     let tail = over - head;
-    // SAFETY: `head` and `tail` are multiples of the granule (the base and `align` are
-    // granule-aligned) and lie inside the mapping just created, which nobody else knows of.
     // A failed trim (the kernel can refuse to split a mapping at its map-count limit) only
     // leaves address space mapped.
+    // SAFETY: `head` and `tail` are multiples of the granule (the base and `align` are
+    // granule-aligned) and lie inside the mapping just created, which nobody else knows of.
     unsafe {
         let aligned = base.add(head);
         if head > 0 {
