@@ -16,8 +16,8 @@
 //!
 //! Invariants: every index below `created()` names a created buffer and is in exactly one
 //! place: in one magazine on one node's stack, in one thread cache, held by one
-//! [`BufferGuard`](super::BufferGuard), or in the spill list; the fallback marker
-//! [`FALLBACK`] is never an index.
+//! [`BufferGuard`](super::BufferGuard), or in the spill list. (Thread caches and guards
+//! hold the buffer's address, [`ClassPool::buffer`]; [`ClassPool::index_of`] maps it back.)
 
 use super::config::ClassConfig;
 use super::error::PoolError;
@@ -44,10 +44,6 @@ pub(crate) struct Magazine {
 impl Magazine {
     const EMPTY: Magazine = Magazine { count: 0, slots: [0; MAGAZINE] };
 }
-
-/// The index a guard carries for a fallback buffer (allocated because the class was at its
-/// maximum with nothing free); such a buffer is freed, not pushed, when it comes back.
-pub(crate) const FALLBACK: u32 = u32::MAX;
 
 /// The allocator fallback buffers come from.
 static FALLBACK_HEAP: crate::PinAlloc = crate::PinAlloc::new();
@@ -170,6 +166,14 @@ impl ClassPool {
         unsafe { self.region.as_non_null().add(index as usize * self.stride) }
     }
 
+    /// The index of the buffer that starts at `buffer`: the inverse of [`ClassPool::buffer`].
+    #[inline]
+    pub(crate) fn index_of(&self, buffer: NonNull<u8>) -> u32 {
+        let offset = buffer.as_ptr().addr().wrapping_sub(self.region.as_ptr().addr());
+        debug_assert!(offset.is_multiple_of(self.stride) && offset / self.stride < self.created() as usize);
+        (offset / self.stride) as u32
+    }
+
     /// Pops one magazine from `node`'s stack and moves up to `out.len()` of its buffers into
     /// `out` (a remainder goes back on the stack); returns how many.
     fn pop_batch(&self, node: usize, out: &mut [u32]) -> u32 {
@@ -212,15 +216,15 @@ impl ClassPool {
         }
     }
 
-    /// Zeroes buffer `index` if the class says so.
+    /// Zeroes `buffer` if the class says so.
     ///
     /// # Safety
-    /// The caller owns buffer `index`.
+    /// The caller owns `buffer`, a buffer of this class.
     #[inline]
-    pub(crate) unsafe fn scrub(&self, index: u32) {
+    pub(crate) unsafe fn scrub(&self, buffer: NonNull<u8>) {
         if self.config.zero_on_reuse() {
             // SAFETY: the buffer is ours (contract) and `buffer_size` bytes long.
-            unsafe { self.buffer(index).as_ptr().write_bytes(0, self.config.buffer_size()) };
+            unsafe { buffer.as_ptr().write_bytes(0, self.config.buffer_size()) };
         }
     }
 

@@ -12,9 +12,9 @@ use core::ptr::NonNull;
 /// buffer as `[T]` (bytes unless typed) and goes back to the pool when dropped: to the
 /// dropping thread's cache, or to the shared stack if that is full.
 ///
-/// Invariant: the guard alone holds its buffer (`len` elements of `T` at `ptr`, inside the
-/// class's region or a fallback allocation when `index` is the fallback marker); the pool
-/// hands the buffer to nobody else until the guard drops.
+/// Invariant: the guard alone holds its buffer (`len > 0` elements of `T` at `ptr`, a
+/// buffer of the class's region, or a fallback allocation when `fallback`); the pool hands
+/// the buffer to nobody else until the guard drops.
 ///
 /// `Send` (for `T: Send`): take a buffer on one thread and drop it on another. The lifetime
 /// ties the guard to the pool, so the pool outlives it.
@@ -34,8 +34,9 @@ use core::ptr::NonNull;
 pub struct BufferGuard<'pool, T: Pod = u8> {
     ptr: NonNull<T>,
     len: usize,
-    index: u32,
     class: BufferClass,
+    /// Allocated because the class had none free: freed, not pooled, when the guard drops.
+    fallback: bool,
     shared: &'pool Shared,
     _holds: PhantomData<&'pool mut [T]>,
 }
@@ -48,20 +49,21 @@ unsafe impl<T: Pod + Send> Send for BufferGuard<'_, T> {}
 unsafe impl<T: Pod + Sync> Sync for BufferGuard<'_, T> {}
 
 impl<'pool> BufferGuard<'pool> {
-    /// A guard for buffer `index` of `class` at `ptr`.
+    /// A guard for the buffer of `class` at `ptr`.
     ///
     /// # Safety
-    /// The caller was just handed that buffer (the class's `buffer_size` bytes at `ptr`, or a
-    /// fallback allocation when `index` is the marker) and holds it exclusively.
+    /// The caller was just handed that buffer (a buffer of the class, or a fallback
+    /// allocation of its layout when `fallback`) and holds it exclusively.
     #[inline(always)]
     pub(crate) unsafe fn new(
         shared: &'pool Shared,
         class: BufferClass,
-        index: u32,
         ptr: NonNull<u8>,
+        fallback: bool,
     ) -> Self {
+        // Validated non-zero (`ConfigErrorKind::ZeroSize`).
         let len = shared.classes[class.index()].config.buffer_size();
-        BufferGuard { ptr, len, index, class, shared, _holds: PhantomData }
+        BufferGuard { ptr, len, class, fallback, shared, _holds: PhantomData }
     }
 
     /// The same buffer as elements of `T`, if the class's alignment and size suit `T`
@@ -76,8 +78,8 @@ impl<'pool> BufferGuard<'pool> {
         Ok(BufferGuard {
             ptr: this.ptr.cast(),
             len: this.len / size,
-            index: this.index,
             class: this.class,
+            fallback: this.fallback,
             shared: this.shared,
             _holds: PhantomData,
         })
@@ -92,7 +94,7 @@ impl<T: Pod> BufferGuard<'_, T> {
 
     /// Whether the pool had none free and this buffer was allocated for the occasion.
     pub fn is_fallback(&self) -> bool {
-        self.index == super::class::FALLBACK
+        self.fallback
     }
 
     /// The buffer (the seed's name for `Deref`).
@@ -122,8 +124,13 @@ impl<T: Pod> Deref for BufferGuard<'_, T> {
     fn deref(&self) -> &[T] {
         // SAFETY: the guard holds `len` initialised `T`s at `ptr` (invariant; the region and
         // fallbacks start zeroed or hold earlier writes, and every bit pattern is a valid
-        // `Pod`), and `&self` excludes writers.
-        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+        // `Pod`), and `&self` excludes writers. `len > 0` (invariant), told to the compiler
+        // so that indexing the first element needs no bounds check (and no unwind path that
+        // would keep the guard in memory).
+        unsafe {
+            core::hint::assert_unchecked(self.len > 0);
+            core::slice::from_raw_parts(self.ptr.as_ptr(), self.len)
+        }
     }
 }
 
@@ -131,7 +138,10 @@ impl<T: Pod> DerefMut for BufferGuard<'_, T> {
     #[inline(always)]
     fn deref_mut(&mut self) -> &mut [T] {
         // SAFETY: as for `deref`; `&mut self` makes the access exclusive.
-        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+        unsafe {
+            core::hint::assert_unchecked(self.len > 0);
+            core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len)
+        }
     }
 }
 
@@ -151,7 +161,7 @@ impl<T: Pod> Drop for BufferGuard<'_, T> {
     #[inline(always)]
     fn drop(&mut self) {
         // SAFETY: the guard held the buffer (invariant) and gives it up here.
-        unsafe { self.shared.give_back(self.class, self.index, self.ptr.cast()) };
+        unsafe { self.shared.give_back(self.class, self.ptr.cast(), self.fallback) };
     }
 }
 

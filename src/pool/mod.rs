@@ -32,13 +32,14 @@
 //!
 //! | layer | file | cost |
 //! |---|---|---|
-//! | thread cache: per thread, pool and class, a small stack of free buffer indices | `thread_cache.rs` | one TLS load and compare, then plain loads and stores |
+//! | thread cache: per thread, pool and class, a small stack of free buffers' addresses | `thread_cache.rs` | one TLS load and compare, then plain loads and stores |
 //! | shared stacks: per class and NUMA node, a Treiber stack of magazines of free buffers | `class.rs` | one CAS per batch of half a cache |
 //! | region: per class, address space for the maximum count, committed as buffers are created | `class.rs` | once per buffer, ever |
 //! | fallback: a fresh allocation from `PinAlloc` when the class is at its maximum | `pool.rs` | per miss |
 //!
-//! A buffer is named by a 32-bit index: buffer `i` of a class starts at
-//! `region + i * stride`. Buffers never move and are never unmapped while the pool lives
+//! On the shared stacks a buffer is named by a 32-bit index: buffer `i` of a class starts
+//! at `region + i * stride`. Thread caches and guards hold the address itself, so the fast
+//! paths compute none; a batch is converted when it moves between the two. Buffers never move and are never unmapped while the pool lives
 //! (the initial ones are touched at start-up, so their first use does not fault).
 //!
 //! # Thread caches

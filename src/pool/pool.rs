@@ -2,7 +2,7 @@
 //! guards reach.
 
 use super::SimdLane;
-use super::class::{ClassPool, FALLBACK};
+use super::class::ClassPool;
 use super::config::{BufferClass, LockFreeBufferPoolConfig};
 use super::error::PoolError;
 use super::guard::BufferGuard;
@@ -39,14 +39,14 @@ impl Shared {
     /// Takes a buffer of `class` from the pool (thread cache, then shared stacks, growing
     /// the class up to its maximum); `None` if there is none to take.
     #[inline(always)]
-    fn take(&self, class: BufferClass) -> Option<u32> {
+    fn take(&self, class: BufferClass) -> Option<NonNull<u8>> {
         let pool = &self.classes[class.index()];
         match thread_cache::current(self) {
             Some(cache) => {
                 let cache = &cache.classes[class.index()];
                 // SAFETY: `current` gives this thread's own cache, for `class`'s cache.
                 match unsafe { cache.pop() } {
-                    Some(index) => Some(index),
+                    Some(buffer) => Some(buffer),
                     // SAFETY: as above; the cache is empty.
                     None => unsafe { cache.refill(pool) },
                 }
@@ -55,25 +55,23 @@ impl Shared {
         }
     }
 
-    /// Gives buffer `index` (or a fallback buffer at `ptr`) of `class` back. The common
-    /// case, a pool buffer with no zeroing into a cache with room, is inlined into the
-    /// guard's drop; everything else is one out-of-line call.
+    /// Gives `buffer` of `class` (a fallback allocation if `fallback`) back. The common
+    /// case, a pool buffer of a class that does not zero, into a cache with room, is inlined
+    /// into the guard's drop; everything else is one out-of-line call.
     ///
     /// # Safety
     /// The caller held the buffer (as a guard of this pool) and gives it up.
     #[inline(always)]
-    pub(crate) unsafe fn give_back(&self, class: BufferClass, index: u32, ptr: NonNull<u8>) {
-        let pool = &self.classes[class.index()];
-        if index != FALLBACK
-            && !pool.config.zero_on_reuse()
+    pub(crate) unsafe fn give_back(&self, class: BufferClass, buffer: NonNull<u8>, fallback: bool) {
+        if !fallback
             && let Some(cache) = thread_cache::memoised(self)
             // SAFETY: this thread's cache for `class`; the buffer is given up (contract).
-            && unsafe { cache.classes[class.index()].try_push(index) }
+            && unsafe { cache.classes[class.index()].try_push(buffer) }
         {
             return;
         }
         // SAFETY: forwarded contract.
-        unsafe { self.give_back_slow(class, index, ptr) };
+        unsafe { self.give_back_slow(class, buffer, fallback) };
     }
 
     /// [`Shared::give_back`] for fallbacks, zeroing classes, full caches and threads without a
@@ -83,25 +81,20 @@ impl Shared {
     /// As for [`Shared::give_back`].
     #[cold]
     #[inline(never)]
-    unsafe fn give_back_slow(&self, class: BufferClass, index: u32, ptr: NonNull<u8>) {
+    unsafe fn give_back_slow(&self, class: BufferClass, buffer: NonNull<u8>, fallback: bool) {
         let pool = &self.classes[class.index()];
-        if index == FALLBACK {
+        if fallback {
             // SAFETY: the guard's buffer came from allocate_fallback of this class (contract).
-            unsafe { return_fallback(self, pool, class, ptr) };
+            unsafe { return_fallback(self, pool, class, buffer) };
             return;
         }
         // SAFETY: the buffer is ours to scrub (contract).
-        unsafe { pool.scrub(index) };
+        unsafe { pool.scrub(buffer) };
         match thread_cache::current(self) {
-            Some(cache) => {
-                let cache = &cache.classes[class.index()];
-                // SAFETY: this thread's cache for `class`; the buffer is given up (contract).
-                if !unsafe { cache.try_push(index) } {
-                    // SAFETY: as above.
-                    unsafe { cache.flush_and_push(pool, index) };
-                }
-            }
+            // SAFETY: this thread's cache for `class`; the buffer is given up (contract).
+            Some(cache) => unsafe { cache.classes[class.index()].push_slow(pool, buffer) },
             None => {
+                let index = pool.index_of(buffer);
                 // SAFETY: as above.
                 unsafe { pool.push_batch(crate::global::current_thread_node(), &[index]) };
                 pool.draw(-1);
@@ -114,7 +107,7 @@ impl Shared {
 
 /// `take` for a thread without a cache (exiting): straight from the shared stacks.
 #[cold]
-fn take_uncached(pool: &ClassPool) -> Option<u32> {
+fn take_uncached(pool: &ClassPool) -> Option<NonNull<u8>> {
     let mut out = [0u32];
     if pool.take_shared(crate::global::current_thread_node(), &mut out) == 0 {
         return None;
@@ -122,7 +115,7 @@ fn take_uncached(pool: &ClassPool) -> Option<u32> {
     pool.draw(1);
     // Relaxed: statistics.
     pool.counters.hits.fetch_add(1, Ordering::Relaxed);
-    Some(out[0])
+    Some(pool.buffer(out[0]))
 }
 
 /// Frees a fallback buffer and counts its return.
@@ -187,10 +180,9 @@ impl LockFreeBufferPool {
     /// Never blocks and never allocates outside the class's region.
     #[inline]
     pub fn try_get(&self, class: BufferClass) -> Option<BufferGuard<'_>> {
-        let index = self.shared.take(class)?;
-        let ptr = self.shared.classes[class.index()].buffer(index);
-        // SAFETY: `take` handed us buffer `index` of `class`, held by nobody else.
-        Some(unsafe { BufferGuard::new(&self.shared, class, index, ptr) })
+        let buffer = self.shared.take(class)?;
+        // SAFETY: `take` handed us this buffer of `class`, held by nobody else.
+        Some(unsafe { BufferGuard::new(&self.shared, class, buffer, false) })
     }
 
     /// A buffer of `class`: from the pool if it has one, otherwise a fresh allocation of the
@@ -202,14 +194,20 @@ impl LockFreeBufferPool {
     /// as `Box::new` does; [`try_get`](Self::try_get) never allocates.
     #[inline]
     pub fn get(&self, class: BufferClass) -> BufferGuard<'_> {
-        match self.try_get(class) {
-            Some(guard) => guard,
-            None => self.get_fallback(class),
-        }
+        // The guard is built here from the pointer either path returns: a guard returned
+        // from the cold path would be built in memory, and the fast path's with it.
+        let (buffer, fallback) = match self.shared.take(class) {
+            Some(buffer) => (buffer, false),
+            None => (self.allocate_fallback(class), true),
+        };
+        // SAFETY: `take` handed us this buffer of `class`, or `allocate_fallback` a fresh
+        // allocation of its layout; nobody else holds it.
+        unsafe { BufferGuard::new(&self.shared, class, buffer, fallback) }
     }
 
+    /// A fallback buffer for `class`, counted as a miss.
     #[cold]
-    fn get_fallback(&self, class: BufferClass) -> BufferGuard<'_> {
+    fn allocate_fallback(&self, class: BufferClass) -> NonNull<u8> {
         let pool = &self.shared.classes[class.index()];
         let Some(ptr) = pool.allocate_fallback() else {
             let config = pool.config;
@@ -223,8 +221,7 @@ impl LockFreeBufferPool {
             // Relaxed: statistics.
             None => _ = pool.counters.misses.fetch_add(1, Ordering::Relaxed),
         }
-        // SAFETY: a fresh allocation of the class's layout, ours alone.
-        unsafe { BufferGuard::new(&self.shared, class, FALLBACK, ptr) }
+        ptr
     }
 
     /// A serialization buffer (128 KiB by default).

@@ -1,5 +1,4 @@
-//! Thread caches: per thread and per pool, a small stack of free buffer indices for each
-//! class, used without atomic read-modify-writes, refilled from and flushed to the class's
+//! Thread caches: per thread and per pool, a small stack of free buffers for each class, used without atomic read-modify-writes, refilled from and flushed to the class's
 //! shared stack half a cache at a time, as one magazine (one CAS per batch).
 //!
 //! # Finding this thread's cache for a pool
@@ -28,12 +27,13 @@
 //! shared stacks.
 
 use super::class::ClassPool;
+use super::config::{ClassConfig, MAX_THREAD_CACHE};
 use super::pool::Shared;
-use crate::sync::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use crate::sync::{AtomicI64, AtomicPtr, AtomicU64, Ordering};
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::cell::{Cell, RefCell, UnsafeCell};
+use core::cell::{Cell, RefCell};
 use core::ptr::{self, NonNull};
 
 /// Adds one to a counter only this thread writes. Relaxed load and store: readers (stats)
@@ -54,6 +54,7 @@ fn draw(counter: &AtomicI64, by: i64) {
 /// entered and left the cache: every buffer that entered (`filled` by slow paths,
 /// `cached_returns` by drops) either left (`flushed`, or taken by a get) or is still there.
 #[derive(Default)]
+#[repr(C)] // `cached_returns` first: on the cache line of the fast paths
 pub(crate) struct CacheCounters {
     /// Guards dropped into the cache (the fast path).
     cached_returns: AtomicU64,
@@ -80,33 +81,57 @@ pub(crate) struct Snapshot {
     pub returns: u64,
 }
 
-/// One class's part of a thread cache.
+/// One class's part of a thread cache: a stack of free buffers, `floor..top` of a slot
+/// array that ends at `ceiling`.
 ///
-/// Invariant: `slots[..len]` are indices of free buffers of the class, owned by this cache;
-/// only the owning thread touches `slots` or writes `len`.
+/// Invariant: `floor <= top <= ceiling`, all in (or one past) one slot allocation owned by
+/// the cache; `floor..top` hold pointers to distinct free buffers of the class, owned by
+/// this cache; only the owning thread touches the slots or writes `top`.
+///
+/// The fast paths are a handful of plain loads and stores on the first cache line:
+/// [`pop`](Self::pop) and [`try_push`](Self::try_push) compare `top` with one bound, move
+/// one pointer, store `top`. The slots hold buffer pointers, not indices, so neither path
+/// computes an address. A class that zeroes buffers on reuse has `fast_ceiling == floor`:
+/// every return takes the slow path, which zeroes the buffer before caching it.
+#[repr(C, align(64))]
 pub(crate) struct ClassCache {
-    slots: UnsafeCell<Box<[u32]>>,
     /// Written by the owner (Relaxed store), read by stats (Relaxed load).
-    len: AtomicU32,
+    top: AtomicPtr<NonNull<u8>>,
+    floor: *mut NonNull<u8>,
+    /// Where the fast push stops: `ceiling`, or `floor` for a class zeroed on reuse.
+    fast_ceiling: *mut NonNull<u8>,
+    counters: CacheCounters,
+    ceiling: *mut NonNull<u8>,
     /// Buffers moved per refill or flush: half the capacity, at least one.
     batch: u32,
-    counters: CacheCounters,
 }
 
 impl ClassCache {
-    fn new(capacity: u32) -> Self {
+    fn new(config: &ClassConfig) -> Self {
+        let capacity = config.thread_cache_size() as usize;
+        let slots = Box::into_raw(alloc::vec![NonNull::<u8>::dangling(); capacity].into_boxed_slice());
+        let floor = slots.cast::<NonNull<u8>>();
+        // SAFETY: one past the end of the slot allocation.
+        let ceiling = unsafe { floor.add(capacity) };
         ClassCache {
-            slots: UnsafeCell::new(alloc::vec![0; capacity as usize].into_boxed_slice()),
-            len: AtomicU32::new(0),
-            batch: (capacity / 2).max(1),
+            top: AtomicPtr::new(floor),
+            floor,
+            fast_ceiling: if config.zero_on_reuse() { floor } else { ceiling },
             counters: CacheCounters::default(),
+            ceiling,
+            batch: (capacity as u32 / 2).max(1),
         }
+    }
+
+    fn capacity(&self) -> usize {
+        self.ceiling.addr().wrapping_sub(self.floor.addr()) / size_of::<NonNull<u8>>()
     }
 
     /// Free buffers held, as last stored by the owner.
     pub(crate) fn len(&self) -> u32 {
         // Relaxed: a snapshot for statistics.
-        self.len.load(Ordering::Relaxed)
+        let top = self.top.load(Ordering::Relaxed);
+        ((top.addr() - self.floor.addr()) / size_of::<NonNull<u8>>()) as u32
     }
 
     /// Takes a cached buffer: the fast path of `get`.
@@ -114,34 +139,60 @@ impl ClassCache {
     /// # Safety
     /// Called on the cache's own thread.
     #[inline(always)]
-    pub(crate) unsafe fn pop(&self) -> Option<u32> {
-        // Relaxed: only this thread writes `len` (contract).
-        let len = self.len.load(Ordering::Relaxed);
-        if len == 0 {
+    pub(crate) unsafe fn pop(&self) -> Option<NonNull<u8>> {
+        // Relaxed: only this thread writes `top` (contract).
+        let top = self.top.load(Ordering::Relaxed);
+        if top == self.floor {
             return None;
         }
-        // SAFETY: only this thread touches the slots (contract).
-        let slots = unsafe { &*self.slots.get() };
-        // SAFETY: `len - 1 < len <= capacity` (invariant).
-        let index = unsafe { *slots.get_unchecked(len as usize - 1) };
-        self.len.store(len - 1, Ordering::Relaxed);
-        Some(index)
+        // SAFETY: `floor < top <= ceiling` (invariant), so `top - 1` is a cached buffer's slot,
+        // which only this thread touches (contract).
+        let (top, buffer) = unsafe {
+            let top = top.sub(1);
+            (top, top.read())
+        };
+        self.top.store(top, Ordering::Relaxed);
+        Some(buffer)
     }
 
-    /// Caches a returned buffer if there is room: the fast path of a guard's drop.
+    /// Caches a returned buffer if the fast path may: the cache has room and the class
+    /// does not zero buffers. The fast path of a guard's drop.
     ///
     /// # Safety
-    /// Called on the cache's own thread; `index` is a free buffer of the class, given up.
+    /// Called on the cache's own thread; `buffer` is a free buffer of the class, given up.
     #[inline(always)]
-    pub(crate) unsafe fn try_push(&self, index: u32) -> bool {
-        let len = self.len.load(Ordering::Relaxed);
-        // SAFETY: only this thread touches the slots (contract).
-        let slots = unsafe { &mut *self.slots.get() };
-        let Some(slot) = slots.get_mut(len as usize) else { return false };
-        *slot = index;
-        self.len.store(len + 1, Ordering::Relaxed);
+    pub(crate) unsafe fn try_push(&self, buffer: NonNull<u8>) -> bool {
+        let top = self.top.load(Ordering::Relaxed);
+        if top >= self.fast_ceiling {
+            return false;
+        }
+        // SAFETY: `top < fast_ceiling <= ceiling`: a free slot of ours (invariant, contract).
+        let top = unsafe {
+            top.write(buffer);
+            top.add(1)
+        };
+        self.top.store(top, Ordering::Relaxed);
         bump(&self.counters.cached_returns, 1);
         true
+    }
+
+    /// Caches a returned buffer (already zeroed if the class zeroes), flushing the oldest
+    /// half of the cache to the shared stack of this thread's node first if it is full.
+    ///
+    /// # Safety
+    /// As for [`ClassCache::try_push`].
+    pub(crate) unsafe fn push_slow(&self, class: &ClassPool, buffer: NonNull<u8>) {
+        let top = self.top.load(Ordering::Relaxed);
+        if top < self.ceiling {
+            // SAFETY: `top < ceiling`: a free slot of ours (invariant, contract).
+            unsafe { top.write(buffer) };
+            // SAFETY: at most one past the end of the slots.
+            self.top.store(unsafe { top.add(1) }, Ordering::Relaxed);
+            bump(&self.counters.cached_returns, 1);
+        } else {
+            // SAFETY: forwarded contract.
+            unsafe { self.flush_and_push(class, buffer) };
+        }
     }
 
     /// The slow path of `get`: takes a batch from the shared stacks (growing the class if
@@ -151,50 +202,71 @@ impl ClassCache {
     /// # Safety
     /// Called on the cache's own thread, with the cache empty, for `class`'s cache.
     #[cold]
-    pub(crate) unsafe fn refill(&self, class: &ClassPool) -> Option<u32> {
-        // SAFETY: only this thread touches the slots (contract).
-        let slots = unsafe { &mut *self.slots.get() };
-        let mut single = [0u32];
-        let out: &mut [u32] = if slots.is_empty() { &mut single } else { &mut slots[..self.batch as usize] };
-        let got = class.take_shared(current_node(), out);
+    pub(crate) unsafe fn refill(&self, class: &ClassPool) -> Option<NonNull<u8>> {
+        let mut indices = [0u32; MAX_THREAD_CACHE / 2];
+        let want = if self.capacity() == 0 { 1 } else { self.batch as usize };
+        let got = class.take_shared(current_node(), &mut indices[..want]) as usize;
         if got == 0 {
             return None;
         }
-        draw(&self.counters.drawn, i64::from(got));
-        let index = out[got as usize - 1];
-        if !slots.is_empty() {
-            self.len.store(got - 1, Ordering::Relaxed);
-            bump(&self.counters.filled, u64::from(got - 1));
-        }
+        draw(&self.counters.drawn, got as i64);
         bump(&self.counters.shared_hits, 1);
-        Some(index)
+        let (&last, cached) = indices[..got].split_last().expect("got > 0");
+        // SAFETY: the cache is empty (contract) and `got - 1 < batch <= capacity` slots
+        // follow `floor`; only this thread touches them.
+        unsafe {
+            for (i, &index) in cached.iter().enumerate() {
+                self.floor.add(i).write(class.buffer(index));
+            }
+            self.top.store(self.floor.add(cached.len()), Ordering::Relaxed);
+        }
+        bump(&self.counters.filled, cached.len() as u64);
+        Some(class.buffer(last))
+    }
+
+    /// Returns the cached buffers `floor..floor + count` to the shared stack of this
+    /// thread's node.
+    ///
+    /// # Safety
+    /// Called on the cache's own thread, with `count` at most the cached buffers, which
+    /// leave the cache: the caller moves or discards those slots.
+    unsafe fn give_up_oldest(&self, class: &ClassPool, count: usize) {
+        let mut indices = [0u32; MAX_THREAD_CACHE];
+        for (i, index) in indices[..count].iter_mut().enumerate() {
+            // SAFETY: `i < count <= len` (contract): a cached buffer's slot.
+            *index = class.index_of(unsafe { self.floor.add(i).read() });
+        }
+        // SAFETY: the cached buffers are ours (invariant) and leave the cache (contract).
+        unsafe { class.push_batch(current_node(), &indices[..count]) };
+        draw(&self.counters.drawn, -(count as i64));
+        bump(&self.counters.flushed, count as u64);
     }
 
     /// The slow path of a return with a full cache: flushes the oldest half of the cache to
-    /// the shared stack of this thread's node, then caches `index`.
+    /// the shared stack of this thread's node, then caches `buffer`.
     ///
     /// # Safety
     /// As for [`ClassCache::try_push`].
     #[cold]
-    pub(crate) unsafe fn flush_and_push(&self, class: &ClassPool, index: u32) {
-        // SAFETY: only this thread touches the slots (contract).
-        let slots = unsafe { &mut *self.slots.get() };
+    unsafe fn flush_and_push(&self, class: &ClassPool, buffer: NonNull<u8>) {
         bump(&self.counters.other_returns, 1);
-        if slots.is_empty() {
-            // SAFETY: `index` is ours to give up (contract).
-            unsafe { class.push_batch(current_node(), &[index]) };
+        if self.capacity() == 0 {
+            // SAFETY: `buffer` is ours to give up (contract).
+            unsafe { class.push_batch(current_node(), &[class.index_of(buffer)]) };
             draw(&self.counters.drawn, -1);
             return;
         }
-        let len = self.len.load(Ordering::Relaxed) as usize;
+        let len = self.len() as usize;
         let batch = self.batch as usize;
-        // SAFETY: the cache's buffers are ours (invariant); the flushed ones leave it below.
-        unsafe { class.push_batch(current_node(), &slots[..batch]) };
-        draw(&self.counters.drawn, -(batch as i64));
-        bump(&self.counters.flushed, batch as u64);
-        slots.copy_within(batch..len, 0);
-        slots[len - batch] = index;
-        self.len.store((len - batch + 1) as u32, Ordering::Relaxed);
+        // SAFETY: `batch <= len` (the cache is full); the flushed slots are overwritten below.
+        unsafe { self.give_up_oldest(class, batch) };
+        // SAFETY: `floor..floor + len` are our slots; the kept ones move down, then `buffer`
+        // takes the first free slot.
+        unsafe {
+            ptr::copy(self.floor.add(batch), self.floor, len - batch);
+            self.floor.add(len - batch).write(buffer);
+            self.top.store(self.floor.add(len - batch + 1), Ordering::Relaxed);
+        }
         bump(&self.counters.filled, 1);
     }
 
@@ -203,15 +275,11 @@ impl ClassCache {
     /// # Safety
     /// Called on the cache's own thread (or after it, once the cache is unreachable from it).
     unsafe fn flush_all(&self, class: &ClassPool) {
-        // SAFETY: per the contract, nobody else touches the slots.
-        let slots = unsafe { &*self.slots.get() };
-        let len = self.len.load(Ordering::Relaxed) as usize;
+        let len = self.len() as usize;
         if len > 0 {
-            // SAFETY: the cached buffers are ours (invariant) and leave the cache now.
-            unsafe { class.push_batch(current_node(), &slots[..len]) };
-            draw(&self.counters.drawn, -(len as i64));
-            bump(&self.counters.flushed, len as u64);
-            self.len.store(0, Ordering::Relaxed);
+            // SAFETY: all cached buffers leave; the cache is emptied below.
+            unsafe { self.give_up_oldest(class, len) };
+            self.top.store(self.floor, Ordering::Relaxed);
         }
     }
 
@@ -261,6 +329,14 @@ impl ClassCache {
     /// Counts a fallback allocation.
     pub(crate) fn count_miss(&self) {
         bump(&self.counters.misses, 1);
+    }
+}
+
+impl Drop for ClassCache {
+    fn drop(&mut self) {
+        let slots = ptr::slice_from_raw_parts_mut(self.floor, self.capacity());
+        // SAFETY: the slots came from `Box::into_raw` in `new`, and nothing uses them after.
+        drop(unsafe { Box::from_raw(slots) });
     }
 }
 
@@ -388,9 +464,7 @@ fn current_slow(shared: &Shared) -> Option<&PoolCache> {
                 None => {
                     let cache = NonNull::from(Box::leak(Box::new(PoolCache {
                         shared: shared.arc(),
-                        classes: core::array::from_fn(|c| {
-                            ClassCache::new(shared.classes[c].config.thread_cache_size())
-                        }),
+                        classes: core::array::from_fn(|c| ClassCache::new(&shared.classes[c].config)),
                     })));
                     caches.0.push(cache);
                     shared.registry.lock().unwrap_or_else(|poison| poison.into_inner()).push(CacheRef(cache));
