@@ -16,16 +16,37 @@ pub fn median(mut samples: Vec<f64>) -> f64 {
     samples[samples.len() / 2]
 }
 
-/// The median of `rounds` runs of `run(name)` for every name, in `names` order. The
-/// contenders alternate round after round, so drift on a shared machine hits them alike.
-pub fn measure_alternating(names: &[&str], rounds: usize, run: impl Fn(&str) -> f64) -> Vec<f64> {
-    let mut samples = vec![Vec::new(); names.len()];
-    for _ in 0..rounds {
-        for (name, out) in names.iter().zip(&mut samples) {
-            out.push(run(name));
-        }
+/// Samples of several contenders taken in alternating rounds (see [`measure_alternating`]).
+pub struct Alternated {
+    names: Vec<String>,
+    /// `rounds[r][c]`: contender `c`'s sample in round `r`.
+    rounds: Vec<Vec<f64>>,
+}
+
+impl Alternated {
+    fn column(&self, name: &str) -> usize {
+        self.names.iter().position(|n| n == name).unwrap_or_else(|| panic!("no contender {name}"))
     }
-    samples.into_iter().map(median).collect()
+
+    /// Each contender's median, in `names` order.
+    pub fn medians(&self) -> Vec<f64> {
+        (0..self.names.len()).map(|c| median(self.rounds.iter().map(|round| round[c]).collect())).collect()
+    }
+
+    /// `ours / theirs`: the median of the rounds' ratios. Each round's two samples were
+    /// taken moments apart, so a machine whose speed drifts between rounds (as a shared VM's
+    /// does) moves both alike; a ratio of two medians would be hostage to that drift.
+    pub fn ratio(&self, ours: &str, theirs: &str) -> f64 {
+        let (a, b) = (self.column(ours), self.column(theirs));
+        median(self.rounds.iter().map(|round| round[a] / round[b]).collect())
+    }
+}
+
+/// `rounds` runs of `run(name)` for every name. The contenders alternate round after round,
+/// so drift on a shared machine hits them alike.
+pub fn measure_alternating(names: &[&str], rounds: usize, run: impl Fn(&str) -> f64) -> Alternated {
+    let rounds = (0..rounds).map(|_| names.iter().map(|name| run(name)).collect()).collect();
+    Alternated { names: names.iter().map(|n| n.to_string()).collect(), rounds }
 }
 
 /// Deterministic xorshift.

@@ -3,25 +3,27 @@
 //! `cargo run --release --manifest-path peers/Cargo.toml --bin buffers [ROUNDS]` prints each
 //! contender's median time per scenario (the contenders alternate, round after round, so
 //! drift on a shared machine hits them alike) and pinalloc's ratios to buffer_sv2 and to the
-//! do-nothing bound. Targets: every scenario ≤ 0.5× buffer_sv2 and ≤ 1.5× do-nothing; the
-//! 64 B frame cycle ≤ 0.4× buffer_sv2 and ≤ 1.0× bytes.
+//! do-nothing bound, each the median of the rounds' ratios. Targets: every scenario ≤ 0.5×
+//! buffer_sv2 and ≤ 1.5× do-nothing; the 64 B frame cycle ≤ 0.4× buffer_sv2 and ≤ 1.0× bytes.
 //!
 //! `… --bin buffers -- one SCENARIO NAME N` runs one scenario (`single`, `send`, `wait`,
 //! `cycle`) N times on one contender, for a profiler.
 
 use pinalloc_peers::buffers::{Input, NAMES};
-use pinalloc_peers::measure_alternating;
 use pinalloc_peers::with_contender;
+use pinalloc_peers::{Alternated, measure_alternating};
 
-fn row(title: &str, unit: &str, values: &[f64], bytes_ratio: bool) {
-    let at = |name: &str| values[NAMES.iter().position(|n| *n == name).unwrap()];
-    let ours = at("pinalloc");
+fn row(title: &str, unit: &str, measured: &Alternated, bytes_ratio: bool) {
     print!("| {title:<28} |");
-    for v in values {
+    for v in measured.medians() {
         print!(" {v:>9.3} |");
     }
-    let third = if bytes_ratio { ours / at("bytes") } else { ours / at("do-nothing") };
-    println!(" {:>6.2} | {:>6.2} | {unit}", ours / at("buffer_sv2"), third);
+    let third = if bytes_ratio { "bytes" } else { "do-nothing" };
+    println!(
+        " {:>6.2} | {:>6.2} | {unit}",
+        measured.ratio("pinalloc", "buffer_sv2"),
+        measured.ratio("pinalloc", third)
+    );
 }
 
 /// One scenario on one contender, `n` times, printing each time.

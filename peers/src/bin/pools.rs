@@ -3,27 +3,27 @@
 //!
 //! `cargo run --release --manifest-path peers/Cargo.toml --bin pools [ROUNDS]` prints each
 //! contender's median ns per buffer (contenders alternate round after round, so drift on a
-//! shared machine hits them alike) and pinalloc's ratio to the `ArrayQueue` pool. Targets: a
+//! shared machine hits them alike) and pinalloc's ratio to the `ArrayQueue` pool: the median
+//! of the rounds' ratios. Targets: a
 //! get+drop pair ≤ 3 ns and ≤ 0.5× the ArrayQueue pool; passing buffers between 2 threads
 //! ≤ 0.7× the ArrayQueue pool.
 //!
 //! `… --bin pools -- one SCENARIO NAME N` runs one scenario (`pair`, `pass`) N times on one
 //! contender, for a profiler.
 
-use pinalloc_peers::measure_alternating;
 use pinalloc_peers::pools::NAMES;
 use pinalloc_peers::with_pool;
+use pinalloc_peers::{Alternated, measure_alternating};
 
 const PAIRS: u64 = 5_000_000;
 const PASSED: u64 = 1_000_000;
 
-fn row(title: &str, values: &[f64]) {
-    let at = |name: &str| values[NAMES.iter().position(|n| *n == name).unwrap()];
+fn row(title: &str, measured: &Alternated) {
     print!("| {title:<30} |");
-    for v in values {
+    for v in measured.medians() {
         print!(" {v:>9.2} |");
     }
-    println!(" {:>8.2} |", at("pinalloc") / at("arrayqueue"));
+    println!(" {:>8.2} |", measured.ratio("pinalloc", "arrayqueue"));
 }
 
 fn main() {
@@ -45,7 +45,7 @@ fn main() {
     for name in NAMES {
         print!(" {name:>9} |");
     }
-    println!(" pinalloc / arrayqueue |");
+    println!(" pinalloc / arrayqueue (median of rounds) |");
     println!("|{}", "---|".repeat(NAMES.len() + 2));
     let pair = measure_alternating(&NAMES, rounds, |name| with_pool!(name, |c| get_drop_pair(&c, PAIRS)));
     row("get+drop pair, one thread", &pair);
