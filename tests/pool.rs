@@ -143,6 +143,12 @@ fn an_exhausted_class_falls_back_and_try_get_says_none() {
     let stats = pool.stats().serialization;
     assert_eq!((stats.returns, stats.buffers_in_use, stats.bytes_in_use), (3, 0, 0));
     assert_eq!(pool.counts().serialization, 2, "fallbacks are freed, not pooled");
+    // A fallback's bytes are initialised (zero) even when the class does not zero on reuse
+    // and the allocator hands back the block the 7s were written to.
+    let held = [pool.get(BufferClass::Serialization), pool.get(BufferClass::Serialization)];
+    let again = pool.get(BufferClass::Serialization);
+    assert!(again.is_fallback() && again.iter().all(|&b| b == 0));
+    drop((again, held));
     // Other classes were untouched.
     assert_eq!(pool.stats().compression.hits, 0);
 }

@@ -257,17 +257,15 @@ impl ClassPool {
             .expect("validated configuration")
     }
 
-    /// Allocates a fallback buffer (zeroed if the class zeroes): `None` if out of memory.
+    /// Allocates a fallback buffer, zeroed: `None` if out of memory.
+    ///
+    /// Zeroed even for a class that does not zero on reuse: a guard hands its bytes out as
+    /// `&[u8]`, which must be initialised, and a recycled allocation need not be. (Pool
+    /// buffers start as the region's zero pages.) A fresh mapping costs nothing to zero.
     pub(crate) fn allocate_fallback(&self) -> Option<NonNull<u8>> {
         let layout = self.fallback_layout();
         // SAFETY: validated: non-zero size, power-of-two alignment, size fits isize.
-        let ptr = unsafe {
-            if self.config.zero_on_reuse() {
-                core::alloc::GlobalAlloc::alloc_zeroed(&FALLBACK_HEAP, layout)
-            } else {
-                core::alloc::GlobalAlloc::alloc(&FALLBACK_HEAP, layout)
-            }
-        };
+        let ptr = unsafe { core::alloc::GlobalAlloc::alloc_zeroed(&FALLBACK_HEAP, layout) };
         NonNull::new(ptr)
     }
 

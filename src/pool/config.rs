@@ -180,7 +180,7 @@ impl ClassConfig {
 }
 
 /// The most buffers one class may have: their indices must stay below the stack's index
-/// space, with room to spare for the fallback marker.
+/// space.
 pub const MAX_BUFFERS: u32 = 1 << 30;
 
 /// The largest thread cache: two magazines' worth, since a cache exchanges half of itself

@@ -39,8 +39,9 @@
 //!
 //! On the shared stacks a buffer is named by a 32-bit index: buffer `i` of a class starts
 //! at `region + i * stride`. Thread caches and guards hold the address itself, so the fast
-//! paths compute none; a batch is converted when it moves between the two. Buffers never move and are never unmapped while the pool lives
-//! (the initial ones are touched at start-up, so their first use does not fault).
+//! paths compute none; a batch is converted when it moves between the two. Buffers never
+//! move and are never unmapped while the pool lives (the initial ones are touched at
+//! start-up, so their first use does not fault).
 //!
 //! # Thread caches
 //! `get` pops the calling thread's cache for the class; a guard's drop pushes onto the

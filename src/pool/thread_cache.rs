@@ -1,5 +1,6 @@
-//! Thread caches: per thread and per pool, a small stack of free buffers for each class, used without atomic read-modify-writes, refilled from and flushed to the class's
-//! shared stack half a cache at a time, as one magazine (one CAS per batch).
+//! Thread caches: per thread and per pool, a small stack of free buffers for each class,
+//! used without atomic read-modify-writes, refilled from and flushed to the class's shared
+//! stack half a cache at a time, as one magazine (one CAS per batch).
 //!
 //! # Finding this thread's cache for a pool
 //! A thread keeps a one-entry memo `(pool, cache)` in a `const` thread-local with no
@@ -212,8 +213,9 @@ impl ClassCache {
         draw(&self.counters.drawn, got as i64);
         bump(&self.counters.shared_hits, 1);
         let (&last, cached) = indices[..got].split_last().expect("got > 0");
-        // SAFETY: the cache is empty (contract) and `got - 1 < batch <= capacity` slots
-        // follow `floor`; only this thread touches them.
+        // SAFETY: the cache is empty (contract) and `cached.len()` slots follow `floor`:
+        // with capacity 0 nothing is cached (`want == 1`), otherwise
+        // `got - 1 < batch <= capacity`; only this thread touches them.
         unsafe {
             for (i, &index) in cached.iter().enumerate() {
                 self.floor.add(i).write(class.buffer(index));
@@ -246,7 +248,8 @@ impl ClassCache {
     /// the shared stack of this thread's node, then caches `buffer`.
     ///
     /// # Safety
-    /// As for [`ClassCache::try_push`].
+    /// As for [`ClassCache::try_push`], and the cache is full (`top == ceiling`): the shift
+    /// below moves `len - batch` slots.
     #[cold]
     unsafe fn flush_and_push(&self, class: &ClassPool, buffer: NonNull<u8>) {
         bump(&self.counters.other_returns, 1);
