@@ -118,19 +118,25 @@ impl<T: Pod> BufferGuard<'_, T> {
     }
 }
 
+impl<T: Pod> BufferGuard<'_, T> {
+    /// `len`, which the compiler is told is never zero, so that indexing the first element
+    /// needs no bounds check (and no unwind path that would keep the guard in memory).
+    #[inline(always)]
+    fn non_zero_len(&self) -> usize {
+        // SAFETY: `len > 0` (invariant: sizes are validated non-zero, `cast` divides exactly).
+        unsafe { core::hint::assert_unchecked(self.len > 0) };
+        self.len
+    }
+}
+
 impl<T: Pod> Deref for BufferGuard<'_, T> {
     type Target = [T];
     #[inline(always)]
     fn deref(&self) -> &[T] {
         // SAFETY: the guard holds `len` initialised `T`s at `ptr` (invariant; the region and
         // fallbacks start zeroed or hold earlier writes, and every bit pattern is a valid
-        // `Pod`), and `&self` excludes writers. `len > 0` (invariant), told to the compiler
-        // so that indexing the first element needs no bounds check (and no unwind path that
-        // would keep the guard in memory).
-        unsafe {
-            core::hint::assert_unchecked(self.len > 0);
-            core::slice::from_raw_parts(self.ptr.as_ptr(), self.len)
-        }
+        // `Pod`), and `&self` excludes writers.
+        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.non_zero_len()) }
     }
 }
 
@@ -138,10 +144,7 @@ impl<T: Pod> DerefMut for BufferGuard<'_, T> {
     #[inline(always)]
     fn deref_mut(&mut self) -> &mut [T] {
         // SAFETY: as for `deref`; `&mut self` makes the access exclusive.
-        unsafe {
-            core::hint::assert_unchecked(self.len > 0);
-            core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len)
-        }
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.non_zero_len()) }
     }
 }
 

@@ -124,15 +124,19 @@ impl ClassCache {
         }
     }
 
+    /// Slots from `floor` up to `end` (one of `top`, `ceiling`).
+    fn slots_below(&self, end: *mut NonNull<u8>) -> usize {
+        (end.addr() - self.floor.addr()) / size_of::<NonNull<u8>>()
+    }
+
     fn capacity(&self) -> usize {
-        self.ceiling.addr().wrapping_sub(self.floor.addr()) / size_of::<NonNull<u8>>()
+        self.slots_below(self.ceiling)
     }
 
     /// Free buffers held, as last stored by the owner.
     pub(crate) fn len(&self) -> u32 {
         // Relaxed: a snapshot for statistics.
-        let top = self.top.load(Ordering::Relaxed);
-        ((top.addr() - self.floor.addr()) / size_of::<NonNull<u8>>()) as u32
+        self.slots_below(self.top.load(Ordering::Relaxed)) as u32
     }
 
     /// Takes a cached buffer: the fast path of `get`.
@@ -163,11 +167,22 @@ impl ClassCache {
     /// Called on the cache's own thread; `buffer` is a free buffer of the class, given up.
     #[inline(always)]
     pub(crate) unsafe fn try_push(&self, buffer: NonNull<u8>) -> bool {
+        // SAFETY: forwarded contract; `fast_ceiling <= ceiling`.
+        unsafe { self.push_below(self.fast_ceiling, buffer) }
+    }
+
+    /// Caches `buffer` if `top` is below `bound`: [`try_push`](Self::try_push) with the
+    /// fast path's bound, [`push_slow`](Self::push_slow) with the cache's own.
+    ///
+    /// # Safety
+    /// As for [`ClassCache::try_push`], and `bound <= ceiling`.
+    #[inline(always)]
+    unsafe fn push_below(&self, bound: *mut NonNull<u8>, buffer: NonNull<u8>) -> bool {
         let top = self.top.load(Ordering::Relaxed);
-        if top >= self.fast_ceiling {
+        if top >= bound {
             return false;
         }
-        // SAFETY: `top < fast_ceiling <= ceiling`: a free slot of ours (invariant, contract).
+        // SAFETY: `top < bound <= ceiling`: a free slot of ours (invariant, contract).
         let top = unsafe {
             top.write(buffer);
             top.add(1)
@@ -183,15 +198,9 @@ impl ClassCache {
     /// # Safety
     /// As for [`ClassCache::try_push`].
     pub(crate) unsafe fn push_slow(&self, class: &ClassPool, buffer: NonNull<u8>) {
-        let top = self.top.load(Ordering::Relaxed);
-        if top < self.ceiling {
-            // SAFETY: `top < ceiling`: a free slot of ours (invariant, contract).
-            unsafe { top.write(buffer) };
-            // SAFETY: at most one past the end of the slots.
-            self.top.store(unsafe { top.add(1) }, Ordering::Relaxed);
-            bump(&self.counters.cached_returns, 1);
-        } else {
-            // SAFETY: forwarded contract.
+        // SAFETY: forwarded contract; the cache's own bound. If it fails the cache is full.
+        if !unsafe { self.push_below(self.ceiling, buffer) } {
+            // SAFETY: forwarded contract; the cache is full.
             unsafe { self.flush_and_push(class, buffer) };
         }
     }
