@@ -19,10 +19,10 @@ fn scenarios(c: &mut Criterion) {
                 b.iter_custom(|n| {
                     (0..n)
                         .map(|_| {
-                            with_contender!(name, |contender| match scenario {
-                                0 => single_thread(contender, &input),
-                                1 => send_to_thread(contender, &input, false),
-                                _ => send_to_thread(contender, &input, true),
+                            with_contender!(name, |make| match scenario {
+                                0 => single_thread(make, &input),
+                                1 => send_to_thread(make, &input, false),
+                                _ => send_to_thread(make, &input, true),
                             })
                         })
                         .sum()
@@ -38,7 +38,7 @@ fn cycle(c: &mut Criterion) {
     for name in NAMES {
         group.bench_function(name, |b| {
             b.iter_custom(|n| {
-                let ns = with_contender!(name, |contender| frame_cycle(contender, n as usize));
+                let ns = with_contender!(name, |make| frame_cycle(make, n as usize));
                 Duration::from_secs_f64(ns * n as f64 / 1e9)
             })
         });

@@ -6,6 +6,12 @@
 //! chunks copied from random input. Unlike buffer_sv2's benches, the thread that receives
 //! slices is spawned once and reused (spawning a thread per slice was most of what those
 //! benches measured), and the lengths come from a fixed seed, the same for every contender.
+//!
+//! As in buffer_sv2's benches, each scenario builds its contender itself (from a `make`
+//! closure, before the clock starts), so the contender is a local of the timed function.
+//! Passed in by value instead, it would live in the caller's frame, and the compiler would
+//! have to store every write's bookkeeping back to it (the caller may read it after an
+//! unwind): a cost of the harness, which a codec owning its buffer does not pay.
 
 use std::collections::VecDeque;
 use std::hint::black_box;
@@ -204,34 +210,34 @@ impl Contender for DoNothing {
 /// Every contender, freshly made, by name, in table order.
 pub const NAMES: [&str; 6] = ["pinalloc", "buffer_sv2", "system-memory", "mutex-pool", "bytes", "do-nothing"];
 
-/// Runs `$body` with `$c` bound to a fresh contender called `$name`.
+/// Runs `$body` with `$make` bound to a closure that makes a fresh contender called `$name`.
 #[macro_export]
 macro_rules! with_contender {
-    ($name:expr, |$c:ident| $body:expr) => {{
+    ($name:expr, |$make:ident| $body:expr) => {{
         use $crate::buffers::*;
         match $name {
             "pinalloc" => {
-                let $c = Pinalloc(pinalloc::buffer::BufferPool::new(CAPACITY));
+                let $make = || Pinalloc(pinalloc::buffer::BufferPool::new(CAPACITY));
                 $body
             }
             "buffer_sv2" => {
-                let $c = BufferSv2(buffer_sv2::BufferPool::new(CAPACITY));
+                let $make = || BufferSv2(buffer_sv2::BufferPool::new(CAPACITY));
                 $body
             }
             "system-memory" => {
-                let $c = Pinalloc(pinalloc::buffer::BufferFromSystemMemory::new(0));
+                let $make = || Pinalloc(pinalloc::buffer::BufferFromSystemMemory::new(0));
                 $body
             }
             "mutex-pool" => {
-                let $c = MutexPool::new(8, 1 << 14);
+                let $make = || MutexPool::new(8, 1 << 14);
                 $body
             }
             "bytes" => {
-                let $c = Bytes::new(CAPACITY);
+                let $make = || Bytes::new(CAPACITY);
                 $body
             }
             "do-nothing" => {
-                let $c = DoNothing::new(CAPACITY);
+                let $make = || DoNothing::new(CAPACITY);
                 $body
             }
             other => panic!("no contender {other}"),
@@ -276,7 +282,8 @@ fn write_message<C: Contender>(c: &mut C, input: &Input, offset: usize, len: usi
 }
 
 /// Scenario 1, one thread: write, take, write, take, drop both.
-pub fn single_thread<C: Contender>(mut c: C, input: &Input) -> Duration {
+pub fn single_thread<C: Contender>(make: impl FnOnce() -> C, input: &Input) -> Duration {
+    let mut c = make();
     let start = Instant::now();
     for (i, &len) in input.lengths.iter().enumerate() {
         write_message(&mut c, input, i, len);
@@ -346,7 +353,8 @@ impl<F: Send + 'static> Drop for Receiver<F> {
 /// Scenarios 2 and 3: each frame is sent to another thread, which drops it `HOLD` later;
 /// with `wait`, each iteration waits until both of its frames were dropped. The receiving
 /// thread is spawned before the clock starts and joined after it stops.
-pub fn send_to_thread<C: Contender>(mut c: C, input: &Input, wait: bool) -> Duration {
+pub fn send_to_thread<C: Contender>(make: impl FnOnce() -> C, input: &Input, wait: bool) -> Duration {
+    let mut c = make();
     let receiver = Receiver::<C::Frame>::spawn();
     let start = Instant::now();
     for (i, &len) in input.lengths.iter().enumerate() {
@@ -366,7 +374,8 @@ pub fn send_to_thread<C: Contender>(mut c: C, input: &Input, wait: bool) -> Dura
 
 /// The 64 B frame cycle: write 64 bytes, take the frame, drop it; `n` times. Returns
 /// nanoseconds per cycle.
-pub fn frame_cycle<C: Contender>(mut c: C, n: usize) -> f64 {
+pub fn frame_cycle<C: Contender>(make: impl FnOnce() -> C, n: usize) -> f64 {
+    let mut c = make();
     let data = [0x5au8; 64];
     for _ in 0..1000 {
         c.write(black_box(&data));

@@ -1,8 +1,8 @@
 //! `BufferPool`: frames written into one preallocated region, taken as slices that give
 //! their slot back on drop, from any thread.
 //!
-//! The hot path is the write: [`Buffer::get_writable`] is a bounds check and a bump of
-//! `written` within `room`, the bytes the frame may grow to where it is. Everything else
+//! The hot path is the write: [`Buffer::get_writable`] is a bounds check and a bump of a
+//! cursor towards a limit, the end of the bytes the frame may grow to where it is. Everything else
 //! (running out of room or slots, switching modes, moving a partly written frame, heap
 //! growth) is the slow path, [`Ledger::make_room`]. Taking a frame records its slot in the
 //! [`SlotMap`] and costs no atomic operation; the pool takes released slots back only when
@@ -10,10 +10,20 @@
 //!
 //! **Why the bookkeeping is boxed.** A codec calls `get_writable` in a loop. If the slow path
 //! received the pool itself, the pool's address would escape into an opaque call inside that
-//! loop, and the compiler would have to reload and store `written` through memory on every
-//! write: a store-to-load dependency of several cycles per write. The pool is therefore
-//! three words of frame state plus a box, the [`Ledger`], and only the ledger's address
-//! reaches the slow path: the frame state stays in registers across the loop.
+//! loop, and the compiler would have to reload and store the cursor through memory on every
+//! write. The pool is therefore three pointers of frame state plus a box, the [`Ledger`],
+//! and only the ledger's address reaches the slow path.
+//!
+//! **Why the slow path cannot unwind.** That is not enough if the slow path may unwind: the
+//! compiler then stores the cursor back to the pool on every write, in case a landing pad
+//! reads the pool while the call unwinds. [`Ledger::make_room`] is therefore `extern "C"`,
+//! which Rust compiles as `nounwind` (a panic inside aborts), and what can fail is checked
+//! before the call, by [`frame_length`], whose panic leaves the loop. Left inside are running
+//! out of memory, which aborts anyway, and the `debug` feature's invariant checks. A write
+//! loop over a pool that is a local of its function then keeps the frame state in registers
+//! (LLVM does not promote a field of memory it cannot prove writable and unobserved, such as
+//! a pool behind `&mut`, to a register across a loop; there each write also stores the
+//! cursor: about 20% slower in the single-thread benchmark, measured).
 
 use alloc::boxed::Box;
 use core::ptr::NonNull;
@@ -28,16 +38,40 @@ pub const DEFAULT_SLOTS: usize = 8;
 
 /// A pool of frame memory: see the [module docs](super).
 ///
-/// Invariant (the frame): `written <= room`, and `[frame, frame + room)` is initialised
-/// memory that no slice owns: in pool modes bytes `[frame_start, frame_start + room)` of
-/// the storage, inside the placement the slot map chose (or `room == 0`); in alloc mode the
-/// initialised bytes of the ledger's `heap`. In pool modes `room > written` only if a slot is
-/// free, so a frame can always be committed.
+/// Invariant (the frame): `frame <= cursor <= limit`, within one allocation, and
+/// `[frame, limit)` is initialised memory that no slice owns: in pool modes bytes
+/// `[frame_start, frame_start + room)` of the storage, inside the placement the slot map
+/// chose (or `room == 0`); in alloc mode the initialised bytes of the ledger's `heap`. The
+/// frame is `[frame, cursor)`, `written` bytes long; `room` is `limit - frame`. In pool
+/// modes `limit > cursor` only if a slot is free, so a frame can always be committed.
+///
+/// Pointers rather than lengths because the write loop then needs the fewest registers and
+/// instructions: a write checks `len` against `limit - cursor` and bumps `cursor`.
 pub struct BufferPool {
+    /// Start of the frame being written.
     frame: NonNull<u8>,
-    written: usize,
-    room: usize,
+    /// End of the bytes written so far: where the next write goes.
+    cursor: NonNull<u8>,
+    /// How far the frame may grow where it is.
+    limit: NonNull<u8>,
     ledger: Box<Ledger>,
+}
+
+/// Where the frame is after [`Ledger::make_room`], and how far it may grow there.
+#[repr(C)]
+struct Room {
+    frame: NonNull<u8>,
+    room: usize,
+}
+
+/// The length of a frame of `written` bytes after `len` more. Panics if that is more than
+/// an allocation can hold.
+#[inline]
+fn frame_length(written: usize, len: usize) -> usize {
+    written
+        .checked_add(len)
+        .filter(|&n| n <= isize::MAX as usize)
+        .expect("a frame longer than isize::MAX bytes")
 }
 
 /// Everything but the frame state, out of line (see the module docs).
@@ -96,7 +130,10 @@ impl BufferPool {
             heap_hint: 0,
             start: 0,
         });
-        Ok(BufferPool { frame: storage.bytes(), written: 0, room: capacity, ledger })
+        let frame = storage.bytes();
+        // SAFETY: the storage's bytes are `capacity` long.
+        let limit = unsafe { frame.add(capacity) };
+        Ok(BufferPool { frame, cursor: frame, limit, ledger })
     }
 
     /// Bytes of preallocated storage.
@@ -152,18 +189,48 @@ impl BufferPool {
     /// and every taken frame).
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), &'static str> {
-        self.ledger.check(self.written, self.room)
+        if !(self.frame <= self.cursor && self.cursor <= self.limit) {
+            return Err("the frame's pointers are out of order");
+        }
+        self.ledger.check(self.written(), self.room())
+    }
+
+    /// Length of the frame written so far.
+    #[inline]
+    fn written(&self) -> usize {
+        self.cursor.addr().get() - self.frame.addr().get()
+    }
+
+    /// How long the frame may grow where it is.
+    #[inline]
+    fn room(&self) -> usize {
+        self.limit.addr().get() - self.frame.addr().get()
+    }
+
+    /// Moves the frame to `frame`, with `written` bytes written and room for `room`.
+    ///
+    /// # Safety
+    /// `written <= room`, and `[frame, frame + room)` is memory the frame invariant allows.
+    #[inline]
+    unsafe fn set_frame(&mut self, frame: NonNull<u8>, written: usize, room: usize) {
+        self.frame = frame;
+        // SAFETY: `written <= room` and `frame + room` is within (or one past) the frame's
+        // allocation (the caller's contract).
+        unsafe {
+            self.cursor = frame.add(written);
+            self.limit = frame.add(room);
+        }
     }
 
     /// The frame written so far.
     fn frame(&self) -> &[u8] {
-        // SAFETY: the frame's first `written` bytes are initialised and unowned (invariant).
-        unsafe { core::slice::from_raw_parts(self.frame.as_ptr(), self.written) }
+        // SAFETY: `[frame, cursor)` is initialised and unowned (invariant).
+        unsafe { core::slice::from_raw_parts(self.frame.as_ptr(), self.written()) }
     }
 
     fn frame_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `frame`; `&mut self` makes the access exclusive.
-        unsafe { core::slice::from_raw_parts_mut(self.frame.as_ptr(), self.written) }
+        unsafe { core::slice::from_raw_parts_mut(self.frame.as_ptr(), self.written()) }
     }
 }
 
@@ -204,17 +271,15 @@ impl Ledger {
         unsafe { self.storage.bytes().add(offset) }
     }
 
-    /// The slow path of `get_writable`: finds room for `len` more bytes of the frame at
-    /// `frame` (`written` bytes so far), moving it if needed. Returns the frame's new start
-    /// and room.
+    /// The slow path of `get_writable`: finds room for the frame at `frame` (`written`
+    /// bytes so far) to grow to `needed` bytes (`written <= needed <= isize::MAX`, checked by
+    /// [`frame_length`]), moving it if needed. Returns the frame's new start and room.
+    ///
+    /// `extern "C"` so that it cannot unwind (see the module docs): a panic in it aborts.
     #[cold]
     #[inline(never)]
-    fn make_room(&mut self, frame: NonNull<u8>, written: usize, len: usize) -> (NonNull<u8>, usize) {
-        // Checked before any state changes, so a panic here leaves the pool as it was.
-        let needed = written
-            .checked_add(len)
-            .filter(|&n| n <= isize::MAX as usize)
-            .expect("a frame longer than isize::MAX bytes");
+    extern "C" fn make_room(&mut self, frame: NonNull<u8>, written: usize, needed: usize) -> Room {
+        debug_assert!(written <= needed && needed <= isize::MAX as usize);
         let in_pool = self.map.mode() != PoolMode::Alloc;
         if in_pool || written == 0 {
             if self.word().any_released() {
@@ -234,7 +299,7 @@ impl Ledger {
                 }
                 let room = placement.limit - placement.start;
                 self.debug_check(written, room);
-                return (frame, room);
+                return Room { frame, room };
             }
             if in_pool {
                 // SAFETY: the frame's first `written` bytes are initialised and unowned.
@@ -247,7 +312,7 @@ impl Ledger {
         self.heap.resize(grown, 0);
         let frame = NonNull::new(self.heap.as_mut_ptr()).expect("a vector's pointer is non-null");
         self.debug_check(written, self.heap.len());
-        (frame, self.heap.len())
+        Room { frame, room: self.heap.len() }
     }
 
     /// Takes an alloc-mode frame of `written` bytes: the heap vector itself.
@@ -268,24 +333,30 @@ impl Buffer for BufferPool {
 
     #[inline]
     fn get_writable(&mut self, len: usize) -> &mut [u8] {
-        if len > self.room - self.written {
-            (self.frame, self.room) = self.ledger.make_room(self.frame, self.written, len);
+        if len > self.limit.addr().get() - self.cursor.addr().get() {
+            let written = self.written();
+            // Checked here, before the pool changes, so that a panic leaves it as it was.
+            let needed = frame_length(written, len);
+            let room = self.ledger.make_room(self.frame, written, needed);
+            // SAFETY: `make_room` returns a frame holding the `written` bytes, with room for
+            // `needed >= written`, in memory the frame invariant allows.
+            unsafe { self.set_frame(room.frame, written, room.room) };
         }
-        let at = self.written;
-        self.written = at + len;
-        // SAFETY: `at + len <= room` (checked, or made so by `make_room`): the bytes are
-        // initialised and no slice owns them (frame invariant); `&mut self` is exclusive.
-        unsafe { core::slice::from_raw_parts_mut(self.frame.as_ptr().add(at), len) }
+        let at = self.cursor;
+        // SAFETY: `len <= limit - cursor` (checked, or made so by `make_room`): in bounds.
+        self.cursor = unsafe { at.add(len) };
+        // SAFETY: `[at, at + len)` lies within `[cursor, limit)`: initialised, and no slice
+        // owns it (frame invariant); `&mut self` is exclusive.
+        unsafe { core::slice::from_raw_parts_mut(at.as_ptr(), len) }
     }
 
     #[inline]
     fn get_data_owned(&mut self) -> Slice {
-        let len = self.written;
+        let len = self.written();
         let ledger = &mut *self.ledger;
         if ledger.map.mode() == PoolMode::Alloc {
-            self.frame = NonNull::dangling();
-            self.written = 0;
-            self.room = 0;
+            (self.frame, self.cursor, self.limit) =
+                (NonNull::dangling(), NonNull::dangling(), NonNull::dangling());
             return ledger.take_heap_frame(len);
         }
         if len == 0 {
@@ -295,30 +366,33 @@ impl Buffer for BufferPool {
         let slot = ledger.map.commit(start, start + len);
         let ptr = self.frame;
         ledger.frame_start = start + len;
-        // SAFETY: `len <= room`: the next frame starts inside the placement or at its end.
-        self.frame = unsafe { ptr.add(len) };
-        self.room = if ledger.map.has_free_slot() { self.room - len } else { 0 };
-        self.written = 0;
-        ledger.debug_check(0, self.room);
+        // The next frame starts where this one ends, with the rest of the placement as room
+        // if a slot is left for it.
+        self.frame = self.cursor;
+        if !ledger.map.has_free_slot() {
+            self.limit = self.cursor;
+        }
         // SAFETY: the bytes were the frame's: initialised and unowned; slot `slot` now owns
         // them and the pool will not place a frame over them until the slot comes back.
-        unsafe { Slice::from_pool(ptr, len, ledger.storage, 1 << slot) }
+        let slice = unsafe { Slice::from_pool(ptr, len, ledger.storage, 1 << slot) };
+        self.ledger.debug_check(0, self.room());
+        slice
     }
 
     #[inline]
     fn get_data_by_ref(&mut self, len: usize) -> &mut [u8] {
-        let len = len.min(self.written);
+        let len = len.min(self.written());
         &mut self.frame_mut()[..len]
     }
 
     #[inline]
     fn get_data_by_ref_(&self, len: usize) -> &[u8] {
-        &self.frame()[..len.min(self.written)]
+        &self.frame()[..len.min(self.written())]
     }
 
     #[inline]
     fn len(&self) -> usize {
-        self.written
+        self.written()
     }
 
     fn danger_set_start(&mut self, index: usize) {
@@ -362,7 +436,7 @@ impl core::fmt::Debug for BufferPool {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("BufferPool")
             .field("capacity", &self.capacity())
-            .field("written", &self.written)
+            .field("written", &self.written())
             .field("map", &self.ledger.map)
             .finish_non_exhaustive()
     }

@@ -91,6 +91,10 @@ impl Zone {
         self.len -= 1;
     }
 
+    fn clear(&mut self) {
+        (self.first, self.len) = (0, 0);
+    }
+
     fn iter(&self) -> impl Iterator<Item = usize> + '_ {
         (0..self.len).map(|i| self.get(i))
     }
@@ -208,6 +212,14 @@ impl SlotMap {
     /// Gives the bytes of released slots at the zones' ends back, and renames the front zone
     /// to back when the back zone empties.
     fn trim(&mut self) {
+        if self.outstanding() == 0 {
+            // Every slot given out came back (a codec that drops its frames before the slots
+            // run out): what the loops below would reach one slot at a time.
+            (self.free, self.released) = (self.all, 0);
+            self.back.clear();
+            self.front.clear();
+            return;
+        }
         for zone in [&mut self.back, &mut self.front] {
             while let Some(slot) = zone.first_slot().filter(|&s| self.released & (1 << s) != 0) {
                 zone.pop_first();

@@ -30,10 +30,10 @@ fn row(title: &str, unit: &str, measured: &Alternated, bytes_ratio: bool) {
 fn one(scenario: &str, name: &str, n: usize, input: &Input) {
     for _ in 0..n {
         let value = match scenario {
-            "single" => with_contender!(name, |c| single_thread(c, input)).as_secs_f64() * 1e3,
-            "send" => with_contender!(name, |c| send_to_thread(c, input, false)).as_secs_f64() * 1e3,
-            "wait" => with_contender!(name, |c| send_to_thread(c, input, true)).as_secs_f64() * 1e3,
-            "cycle" => with_contender!(name, |c| frame_cycle(c, 2_000_000)),
+            "single" => with_contender!(name, |make| single_thread(make, input)).as_secs_f64() * 1e3,
+            "send" => with_contender!(name, |make| send_to_thread(make, input, false)).as_secs_f64() * 1e3,
+            "wait" => with_contender!(name, |make| send_to_thread(make, input, true)).as_secs_f64() * 1e3,
+            "cycle" => with_contender!(name, |make| frame_cycle(make, 2_000_000)),
             other => panic!("no scenario {other}: single, send, wait or cycle"),
         };
         println!("{value:.3}");
@@ -55,18 +55,18 @@ fn main() {
     println!(" vs sv2 | vs 3rd |");
     println!("|{}", "---|".repeat(NAMES.len() + 3));
     let single = measure_alternating(&NAMES, rounds, |name| {
-        with_contender!(name, |c| single_thread(c, &input)).as_secs_f64() * 1e3
+        with_contender!(name, |make| single_thread(make, &input)).as_secs_f64() * 1e3
     });
     row("single thread", "ms (3rd: do-nothing)", &single, false);
     let send = measure_alternating(&NAMES, rounds, |name| {
-        with_contender!(name, |c| send_to_thread(c, &input, false)).as_secs_f64() * 1e3
+        with_contender!(name, |make| send_to_thread(make, &input, false)).as_secs_f64() * 1e3
     });
     row("sent to a thread", "ms (3rd: do-nothing)", &send, false);
     let wait = measure_alternating(&NAMES, rounds, |name| {
-        with_contender!(name, |c| send_to_thread(c, &input, true)).as_secs_f64() * 1e3
+        with_contender!(name, |make| send_to_thread(make, &input, true)).as_secs_f64() * 1e3
     });
     row("sent, waiting for both", "ms (3rd: do-nothing)", &wait, false);
     let cycle =
-        measure_alternating(&NAMES, rounds, |name| with_contender!(name, |c| frame_cycle(c, 2_000_000)));
+        measure_alternating(&NAMES, rounds, |name| with_contender!(name, |make| frame_cycle(make, 2_000_000)));
     row("64 B frame cycle", "ns (3rd: bytes)", &cycle, true);
 }
