@@ -144,7 +144,8 @@
 //! # Features
 //! * `debug`: the pool checks its slot bookkeeping after every slow path and every taken
 //!   frame, and checks that the pool takes back only slots it gave out; a broken invariant
-//!   panics with the pool's state.
+//!   found when a frame is taken panics with the pool's state, one found in the slow path of
+//!   `get_writable` (which cannot unwind) prints it and aborts.
 //! * `fuzz`: nothing extra for the pool: the fuzz targets in `fuzz/` drive the public API
 //!   and the hidden `BufferPool::check_invariants`, which tests use too.
 

@@ -2,9 +2,9 @@
 //! their slot back on drop, from any thread.
 //!
 //! The hot path is the write: [`Buffer::get_writable`] is a bounds check and a bump of a
-//! cursor towards a limit, the end of the bytes the frame may grow to where it is. Everything else
-//! (running out of room or slots, switching modes, moving a partly written frame, heap
-//! growth) is the slow path, [`Ledger::make_room`]. Taking a frame records its slot in the
+//! cursor towards a limit, the end of the bytes the frame may grow to where it is.
+//! Everything else (running out of room or slots, switching modes, moving a partly written
+//! frame, heap growth) is the slow path, [`Ledger::make_room`]. Taking a frame records its slot in the
 //! [`SlotMap`] and costs no atomic operation; the pool takes released slots back only when
 //! it runs short (one `swap`).
 //!
@@ -18,8 +18,9 @@
 //! compiler then stores the cursor back to the pool on every write, in case a landing pad
 //! reads the pool while the call unwinds. [`Ledger::make_room`] is therefore `extern "C"`,
 //! which Rust compiles as `nounwind` (a panic inside aborts), and what can fail is checked
-//! before the call, by [`frame_length`], whose panic leaves the loop. Left inside are running
-//! out of memory, which aborts anyway, and the `debug` feature's invariant checks. A write
+//! before the call, by [`frame_length`], whose panic leaves the loop. Whatever still panics
+//! inside (out of memory without std's abort, the `debug` feature's checks, debug
+//! assertions) aborts, after printing its message. A write
 //! loop over a pool that is a local of its function then keeps the frame state in registers
 //! (LLVM does not promote a field of memory it cannot prove writable and unobserved, such as
 //! a pool behind `&mut`, to a register across a loop; there each write also stores the
@@ -38,12 +39,13 @@ pub const DEFAULT_SLOTS: usize = 8;
 
 /// A pool of frame memory: see the [module docs](super).
 ///
-/// Invariant (the frame): `frame <= cursor <= limit`, within one allocation, and
+/// Invariant (the frame): `frame <= cursor <= limit`, within one allocation (or all three
+/// equal and dangling, `room == 0`, after an alloc-mode frame was taken), and
 /// `[frame, limit)` is initialised memory that no slice owns: in pool modes bytes
 /// `[frame_start, frame_start + room)` of the storage, inside the placement the slot map
 /// chose (or `room == 0`); in alloc mode the initialised bytes of the ledger's `heap`. The
 /// frame is `[frame, cursor)`, `written` bytes long; `room` is `limit - frame`. In pool
-/// modes `limit > cursor` only if a slot is free, so a frame can always be committed.
+/// modes `room > 0` only if a slot is free, so a frame can always be committed.
 ///
 /// Pointers rather than lengths because the write loop then needs the fewest registers and
 /// instructions: a write checks `len` against `limit - cursor` and bumps `cursor`.
@@ -192,6 +194,18 @@ impl BufferPool {
         if !(self.frame <= self.cursor && self.cursor <= self.limit) {
             return Err("the frame's pointers are out of order");
         }
+        let ledger = &self.ledger;
+        let placed_right = match ledger.map.mode() {
+            PoolMode::Alloc => {
+                self.room() == 0
+                    || (self.frame.as_ptr().cast_const() == ledger.heap.as_ptr()
+                        && self.room() == ledger.heap.len())
+            }
+            _ => self.frame == ledger.byte(ledger.frame_start),
+        };
+        if !placed_right {
+            return Err("the frame is not where the ledger says");
+        }
         self.ledger.check(self.written(), self.room())
     }
 
@@ -309,6 +323,8 @@ impl Ledger {
             }
         }
         let grown = needed.max(self.heap_hint).max(2 * self.heap.len()).max(64).min(isize::MAX as usize);
+        // Exactly: the doubling is ours, and the vector's own would overflow past isize::MAX.
+        self.heap.reserve_exact(grown - self.heap.len());
         self.heap.resize(grown, 0);
         let frame = NonNull::new(self.heap.as_mut_ptr()).expect("a vector's pointer is non-null");
         self.debug_check(written, self.heap.len());
@@ -345,8 +361,8 @@ impl Buffer for BufferPool {
         let at = self.cursor;
         // SAFETY: `len <= limit - cursor` (checked, or made so by `make_room`): in bounds.
         self.cursor = unsafe { at.add(len) };
-        // SAFETY: `[at, at + len)` lies within `[cursor, limit)`: initialised, and no slice
-        // owns it (frame invariant); `&mut self` is exclusive.
+        // SAFETY: `[at, at + len)` lay within `[cursor, limit)` before the bump: initialised,
+        // and no slice owns it (frame invariant); `&mut self` is exclusive.
         unsafe { core::slice::from_raw_parts_mut(at.as_ptr(), len) }
     }
 
