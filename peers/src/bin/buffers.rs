@@ -66,7 +66,8 @@ fn main() {
         with_contender!(name, |make| send_to_thread(make, &input, true)).as_secs_f64() * 1e3
     });
     row("sent, waiting for both", "ms (3rd: do-nothing)", &wait, false);
-    let cycle =
-        measure_alternating(&NAMES, rounds, |name| with_contender!(name, |make| frame_cycle(make, 2_000_000)));
+    let cycle = measure_alternating(&NAMES, rounds, |name| {
+        with_contender!(name, |make| frame_cycle(make, 2_000_000))
+    });
     row("64 B frame cycle", "ns (3rd: bytes)", &cycle, true);
 }
