@@ -11,7 +11,8 @@
 //! closure, before the clock starts), so the contender is a local of the timed function.
 //! Passed in by value instead, it would live in the caller's frame, and the compiler would
 //! have to store every write's bookkeeping back to it (the caller may read it after an
-//! unwind): a cost of the harness, which a codec owning its buffer does not pay.
+//! unwind). A codec that keeps its buffer behind `&mut` pays that store too; one that owns
+//! it as a local, as these scenarios do, does not.
 
 use std::collections::VecDeque;
 use std::hint::black_box;

@@ -4,9 +4,9 @@
 //! The hot path is the write: [`Buffer::get_writable`] is a bounds check and a bump of a
 //! cursor towards a limit, the end of the bytes the frame may grow to where it is.
 //! Everything else (running out of room or slots, switching modes, moving a partly written
-//! frame, heap growth) is the slow path, [`Ledger::make_room`]. Taking a frame records its slot in the
-//! [`SlotMap`] and costs no atomic operation; the pool takes released slots back only when
-//! it runs short (one `swap`).
+//! frame, heap growth) is the slow path, [`Ledger::make_room`]. Taking a frame records its
+//! slot in the [`SlotMap`] and costs no atomic operation; the pool takes released slots
+//! back only when it runs short (one `swap`).
 //!
 //! **Why the bookkeeping is boxed.** A codec calls `get_writable` in a loop. If the slow path
 //! received the pool itself, the pool's address would escape into an opaque call inside that
@@ -20,11 +20,11 @@
 //! which Rust compiles as `nounwind` (a panic inside aborts), and what can fail is checked
 //! before the call, by [`frame_length`], whose panic leaves the loop. Whatever still panics
 //! inside (out of memory without std's abort, the `debug` feature's checks, debug
-//! assertions) aborts, after printing its message. A write
-//! loop over a pool that is a local of its function then keeps the frame state in registers
-//! (LLVM does not promote a field of memory it cannot prove writable and unobserved, such as
-//! a pool behind `&mut`, to a register across a loop; there each write also stores the
-//! cursor: about 20% slower in the single-thread benchmark, measured).
+//! assertions) aborts, after printing its message. A write loop over a pool that is a local
+//! of its function then keeps the frame state in registers (LLVM does not promote a field
+//! of memory it cannot prove writable and unobserved, such as a pool behind `&mut`, to a
+//! register across a loop; there each write also stores the cursor: about 20% slower in the
+//! single-thread benchmark, measured).
 
 use alloc::boxed::Box;
 use core::ptr::NonNull;
@@ -206,7 +206,7 @@ impl BufferPool {
         if !placed_right {
             return Err("the frame is not where the ledger says");
         }
-        self.ledger.check(self.written(), self.room())
+        ledger.check(self.written(), self.room())
     }
 
     /// Length of the frame written so far.
@@ -219,6 +219,12 @@ impl BufferPool {
     #[inline]
     fn room(&self) -> usize {
         self.limit.addr().get() - self.frame.addr().get()
+    }
+
+    /// How many more bytes fit before the frame must move: `room - written`.
+    #[inline]
+    fn room_left(&self) -> usize {
+        self.limit.addr().get() - self.cursor.addr().get()
     }
 
     /// Moves the frame to `frame`, with `written` bytes written and room for `room`.
@@ -349,7 +355,7 @@ impl Buffer for BufferPool {
 
     #[inline]
     fn get_writable(&mut self, len: usize) -> &mut [u8] {
-        if len > self.limit.addr().get() - self.cursor.addr().get() {
+        if len > self.room_left() {
             let written = self.written();
             // Checked here, before the pool changes, so that a panic leaves it as it was.
             let needed = frame_length(written, len);

@@ -8,7 +8,7 @@
 use pinalloc_peers::ipc::{
     Latency, iceoryx2_latency, memcpy_gbps, ring_gbps, ring_latency, serve_child_role,
 };
-use pinalloc_peers::median;
+use pinalloc_peers::{measure_alternating, median};
 
 fn main() {
     serve_child_role();
@@ -28,18 +28,15 @@ fn main() {
                 continue;
             }
             for (writers, readers) in [(1, 1), (2, 2)] {
-                let (mut ring, mut copy, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
-                for _ in 0..rounds {
-                    ring.push(ring_gbps(nodes, node_size, writers, readers, total));
-                    copy.push(memcpy_gbps(nodes, node_size, total));
-                    ratio.push(ring[ring.len() - 1] / copy[copy.len() - 1]);
-                }
+                let measured = measure_alternating(&["ring", "memcpy"], rounds, |name| match name {
+                    "ring" => ring_gbps(nodes, node_size, writers, readers, total),
+                    _ => memcpy_gbps(nodes, node_size, total),
+                });
+                let [ring, copy] = measured.medians()[..] else { unreachable!("two contenders") };
                 let size = if node_size == 1 << 20 { "1 MiB" } else { "1 KiB" };
                 println!(
-                    "| {size} | {nodes} | {writers}/{readers} | {:.2} | {:.2} | {:.2} |",
-                    median(ring),
-                    median(copy),
-                    median(ratio)
+                    "| {size} | {nodes} | {writers}/{readers} | {ring:.2} | {copy:.2} | {:.2} |",
+                    measured.ratio("ring", "memcpy")
                 );
             }
         }

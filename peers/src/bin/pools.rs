@@ -4,9 +4,8 @@
 //! `cargo run --release --manifest-path peers/Cargo.toml --bin pools [ROUNDS]` prints each
 //! contender's median ns per buffer (contenders alternate round after round, so drift on a
 //! shared machine hits them alike) and pinalloc's ratio to the `ArrayQueue` pool: the median
-//! of the rounds' ratios. Targets: a
-//! get+drop pair ≤ 3 ns and ≤ 0.5× the ArrayQueue pool; passing buffers between 2 threads
-//! ≤ 0.7× the ArrayQueue pool.
+//! of the rounds' ratios. Targets: a get+drop pair ≤ 3 ns and ≤ 0.5× the ArrayQueue pool;
+//! passing buffers between 2 threads ≤ 0.7× the ArrayQueue pool.
 //!
 //! `… --bin pools -- one SCENARIO NAME N` runs one scenario (`pair`, `pass`) N times on one
 //! contender, for a profiler.
