@@ -16,18 +16,12 @@ static ALLOC: PinAlloc = PinAlloc::new();
 
 fn fill(ptr: NonNull<u8>, len: usize, seed: u8) {
     // SAFETY: callers pass a live block of at least `len` bytes.
-    unsafe { core::slice::from_raw_parts_mut(ptr.as_ptr(), len) }
-        .iter_mut()
-        .enumerate()
-        .for_each(|(i, b)| *b = seed.wrapping_add(i as u8));
+    unsafe { common::stamp(ptr.as_ptr(), len, seed) }
 }
 
 fn check(ptr: NonNull<u8>, len: usize, seed: u8) -> bool {
     // SAFETY: callers pass a live block of at least `len` bytes.
-    unsafe { core::slice::from_raw_parts(ptr.as_ptr(), len) }
-        .iter()
-        .enumerate()
-        .all(|(i, &b)| b == seed.wrapping_add(i as u8))
+    unsafe { common::is_stamped(ptr.as_ptr(), len, seed) }
 }
 
 #[test]
