@@ -14,7 +14,9 @@
 //! that, handed to `dealloc` or `realloc`, reaches the same block the same way the original
 //! one would (a block size of the class at alignment 16; a large block's usable size at its
 //! header offset). So every by-pointer operation reuses the layout-driven paths, and their
-//! debug checks, unchanged; only `free` of a small block has its own fast path.
+//! debug checks, unchanged; only `free` of a small block has its own fast path, which asks
+//! the segment map's second bitmap (small-block segments only) instead of steps 1 and 2:
+//! one load says both "ours" and "small" ([`PinAlloc::free_if_owned`] is C's `free` so).
 //!
 //! That fast path has the span in hand, so it also reads the span's holder: a block of a
 //! span another thread is carving goes on a second list, which goes back to the spans
@@ -27,12 +29,12 @@
 
 use super::large;
 use super::segment::{NO_OWNER, SEGMENT, SegmentHeader, SegmentKind, Span};
-use super::size_class::{block_size, class_of};
+use super::size_class::{block_size, class_of, small_class};
 use super::thread_cache::FreeList;
 use super::{PinAlloc, debug_checks, segment_map, thread_cache};
 use crate::os;
 use core::alloc::{GlobalAlloc, Layout};
-use core::ptr;
+use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering;
 
 /// The span of the small block at `ptr`, or `None` for a large block.
@@ -96,6 +98,23 @@ impl PinAlloc {
         segment_map::contains(ptr.addr())
     }
 
+    /// A block of at least `size` bytes, aligned to 16, from this thread's list if `size` is
+    /// at most 1 KiB and the list has one: the allocation fast path alone, for a caller with
+    /// a slow path of its own (C's `malloc`, whose slow path also sets `errno`). `None` says
+    /// only that the fast path cannot serve it.
+    #[inline(always)]
+    pub fn alloc_cached(&self, size: usize) -> Option<NonNull<u8>> {
+        if debug_checks::ENABLED {
+            return None;
+        }
+        let class = small_class(size, 16)?;
+        // SAFETY: this thread's cache; `class < CLASSES`; a non-null head is a free block of
+        // this class (at least `size` bytes, aligned to 16) owned by the cache.
+        let block = unsafe { (*thread_cache::current()).bins.get_unchecked_mut(class).pop() }?;
+        // SAFETY: a block is never null.
+        Some(unsafe { NonNull::new_unchecked(block) })
+    }
+
     /// Frees the block at `ptr` without its layout, as C's `free`; like glibc's, it leaves
     /// `errno` as it was, even when purging or unmapping fails inside.
     ///
@@ -109,40 +128,86 @@ impl PinAlloc {
     #[inline]
     pub unsafe fn free(&self, ptr: *mut u8) {
         let ptr = os::root_provenance(ptr);
-        // SAFETY: per the contract `ptr` is a live block; a small one's span names its class
-        // (written before the block was first handed out).
+        if !debug_checks::ENABLED && segment_map::is_small(ptr.addr()) {
+            // SAFETY: per the contract, a live block; in a small segment, a small one.
+            return unsafe { self.free_small(ptr) };
+        }
+        // SAFETY: forwarded.
+        unsafe { self.free_slow(ptr) }
+    }
+
+    /// [`PinAlloc::free`] for a pointer that may not be this allocator's: frees it and
+    /// returns `true` if it is, returns `false` and touches nothing if it is not (null, or
+    /// memory from elsewhere; see [`PinAlloc::owns`]). What C's `free` needs, in one lookup
+    /// for a small block where `owns` then `free` take two.
+    ///
+    /// # Safety
+    /// `ptr` is null, foreign, or a live block of this allocator that is not used again.
+    #[inline]
+    pub unsafe fn free_if_owned(&self, ptr: *mut u8) -> bool {
+        let ptr = os::root_provenance(ptr);
+        if !debug_checks::ENABLED && segment_map::is_small(ptr.addr()) {
+            // SAFETY: a live block (contract), in a small segment: a small one.
+            unsafe { self.free_small(ptr) };
+            return true;
+        }
+        // SAFETY: forwarded.
+        unsafe { self.free_if_owned_slow(ptr) }
+    }
+
+    /// The fast path of a small block's free: onto the thread's own list, or onto its list
+    /// for blocks of spans other threads hold.
+    ///
+    /// # Safety
+    /// `ptr` is a live small block of this allocator, not used again.
+    #[inline(always)]
+    unsafe fn free_small(&self, ptr: *mut u8) {
+        // SAFETY: the block's span names its class (written before the block was first
+        // handed out); the bins are this thread's.
         unsafe {
-            if !debug_checks::ENABLED
-                && let Some(span) = small_span(ptr)
-            {
-                let class = (*span).class as usize;
-                let cache = thread_cache::current();
-                // Relaxed: a hint (see `Span::owner`).
-                let holder = (*span).owner.load(Ordering::Relaxed);
-                let (list, bins) = if holder == NO_OWNER || holder == (*cache).token {
-                    (FreeList::Own, &mut (*cache).bins)
-                } else {
-                    (FreeList::Others, &mut (*cache).remote)
-                };
-                if bins.get_unchecked_mut(class).try_push(ptr) {
-                    return;
+            let span = SegmentHeader::span_of(ptr);
+            let class = (*span).class as usize;
+            let cache = thread_cache::current();
+            // Relaxed: a hint (see `Span::owner`).
+            let holder = (*span).owner.load(Ordering::Relaxed);
+            // Two arms rather than one push onto a chosen list: the common case (a span this
+            // thread holds) is then a compare and a branch.
+            if holder == (*cache).token || holder == NO_OWNER {
+                if !(*cache).bins.get_unchecked_mut(class).try_push(ptr) {
+                    self.free_small_slow(ptr, class, FreeList::Own);
                 }
-                return self.free_small_slow(ptr, class, list);
+            } else if !(*cache).remote.get_unchecked_mut(class).try_push(ptr) {
+                self.free_small_slow(ptr, class, FreeList::Others);
             }
-            self.free_slow(ptr);
         }
     }
 
-    /// A small block's free whose list is full (or whose thread is not set up).
+    /// A small block's free whose list is full (or whose thread is not set up). `extern
+    /// "C"`, so that it cannot unwind: the C exports' call to it is then a plain jump.
     ///
     /// # Safety
     /// As for [`PinAlloc::free`]; `ptr` is a small block of `class`.
     #[cold]
     #[inline(never)]
-    unsafe fn free_small_slow(&self, ptr: *mut u8, class: usize, list: FreeList) {
+    unsafe extern "C" fn free_small_slow(&self, ptr: *mut u8, class: usize, list: FreeList) {
         let cache = thread_cache::current();
         // SAFETY: forwarded: this thread's cache, a block of `class` given up.
         os::keeping_errno(|| unsafe { self.dealloc_slow(cache, class, ptr, list) });
+    }
+
+    /// [`PinAlloc::free_if_owned`] for everything but a small block on the fast path.
+    ///
+    /// # Safety
+    /// As for [`PinAlloc::free_if_owned`].
+    #[cold]
+    #[inline(never)]
+    unsafe extern "C" fn free_if_owned_slow(&self, ptr: *mut u8) -> bool {
+        if !self.owns(ptr) {
+            return false;
+        }
+        // SAFETY: ours, hence (contract) live and given up.
+        unsafe { self.free_slow(ptr) };
+        true
     }
 
     /// Every other free: large blocks, and all of them under the debug checks.
@@ -151,7 +216,7 @@ impl PinAlloc {
     /// As for [`PinAlloc::free`].
     #[cold]
     #[inline(never)]
-    unsafe fn free_slow(&self, ptr: *mut u8) {
+    unsafe extern "C" fn free_slow(&self, ptr: *mut u8) {
         // SAFETY: forwarded; the equivalent layout reaches the block as its own would.
         os::keeping_errno(|| unsafe { self.dealloc(ptr, equivalent_layout(ptr)) });
     }

@@ -194,7 +194,7 @@ unsafe fn install(raw: RawMapping, offset: usize) -> *mut u8 {
             block.cast::<*mut LargeHeader>().sub(1).write(header);
         }
         // An uncovered address only makes the block read as foreign to `free`.
-        let _ = segment_map::insert(block.addr());
+        let _ = segment_map::insert(block.addr(), segment_map::Chunk::Large);
         block
     }
 }

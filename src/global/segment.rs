@@ -326,7 +326,7 @@ impl Segments {
             });
         }
         // An uncovered address only makes the segment's blocks read as foreign to `free`.
-        let _ = super::segment_map::insert(header.addr());
+        let _ = super::segment_map::insert(header.addr(), super::segment_map::Chunk::Small);
         self.head = header;
         self.segments += 1;
         // The header page.

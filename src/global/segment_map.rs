@@ -1,20 +1,24 @@
 //! Which 4 MiB chunks of the address space hold the allocator's blocks: one bit per
-//! [`SEGMENT`]-aligned chunk, so a bare pointer can be asked "is this ours?" in one load.
+//! [`SEGMENT`]-aligned chunk, so a bare pointer can be asked "is this ours?" in one load;
+//! and a second map of the same shape for the chunks that are small-block segments, so
+//! that `free`'s fast path asks "is this a small block of ours?" in one load too (without
+//! it, it asked the first map, then read the chunk's header for its kind).
 //!
 //! The C ABI needs the answer: `free` and `realloc` receive pointers that may come from
 //! elsewhere (the dynamic loader's early allocations, a library linked against another
 //! allocator), and reading a header below such a pointer would crash. The same map is how
 //! mimalloc and snmalloc tell their pointers apart.
 //!
-//! A bit is set for every small-block segment and for the chunk holding the first byte of
+//! A bit of [`MAP`] is set for every small-block segment and for the chunk holding the first byte of
 //! every live large block (the chunk of its header, or for alignments of 4 MiB and more the
 //! chunk the block starts at). Chunks never share a bit between two live mappings: both
 //! kinds of mapping are aligned to [`SEGMENT`], and a large block's first byte lies in its
-//! own mapping (even a zero-size one's: see `large::mapping_len`).
+//! own mapping (even a zero-size one's: see `large::mapping_len`). [`SMALL`] holds the bits
+//! of the small-block segments alone: a subset of [`MAP`].
 //!
-//! The map covers the 47-bit user address space of x86-64 and AArch64 Linux with 2^25 bits:
+//! Each map covers the 47-bit user address space of x86-64 and AArch64 Linux with 2^25 bits:
 //! a 4 MiB zero-initialised static whose pages the kernel only backs once written (a page of
-//! the map covers 128 GiB of address space). A mapping above that range (only possible when
+//! a map covers 128 GiB of address space). A mapping above that range (only possible when
 //! a program opts into 5-level addresses) is never registered, so its blocks read as
 //! foreign: leaked by `free`, never misread.
 
@@ -26,10 +30,23 @@ const ADDRESS_BITS: u32 = 47;
 const CHUNK_SHIFT: u32 = SEGMENT.trailing_zeros();
 const WORDS: usize = 1 << (ADDRESS_BITS - CHUNK_SHIFT - 6);
 
-/// The bits. `Release` on set pairs with the `Acquire` in [`contains`]; clearing is
-/// `Relaxed`, because a program may only ask about a block it still holds, which happens
-/// before the block's free clears the bit.
+/// The chunks that are ours. `Release` on set pairs with the `Acquire` in [`contains`];
+/// clearing is `Relaxed`, because a program may only ask about a block it still holds,
+/// which happens before the block's free clears the bit.
 static MAP: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
+
+/// The chunks that are small-block segments; set and cleared with [`MAP`]'s bit, with the
+/// same orderings (the `Release` on set pairs with the `Acquire` in [`is_small`]).
+static SMALL: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
+
+/// What a registered chunk holds.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Chunk {
+    /// A small-block segment (its header starts the chunk).
+    Small,
+    /// The first byte of a large block.
+    Large,
+}
 
 /// The word index and bit of the chunk holding `addr`, if the map covers it.
 #[inline(always)]
@@ -42,21 +59,25 @@ fn slot(addr: usize) -> Option<(usize, u64)> {
     Some((word, 1u64 << (chunk & 63)))
 }
 
-/// Marks the chunk holding `addr` as the allocator's. Returns `false` if the map does not
-/// cover it.
-pub(crate) fn insert(addr: usize) -> bool {
+/// Marks the chunk holding `addr` as the allocator's, holding `kind`. Returns `false` if the
+/// maps do not cover it.
+pub(crate) fn insert(addr: usize, kind: Chunk) -> bool {
     let Some((word, bit)) = slot(addr) else { return false };
-    // Release pairs with the Acquire in `contains`: a thread that sees the bit sees the
-    // header written before it.
+    // Release pairs with the Acquire in `is_small` and `contains`: a thread that sees the
+    // bit sees the header written before it.
+    if kind == Chunk::Small {
+        SMALL[word].fetch_or(bit, Ordering::Release);
+    }
     MAP[word].fetch_or(bit, Ordering::Release);
     true
 }
 
-/// Clears the chunk holding `addr`.
+/// Clears the chunk holding `addr`, whatever it held.
 pub(crate) fn remove(addr: usize) {
     if let Some((word, bit)) = slot(addr) {
         // Relaxed: see `MAP`.
         MAP[word].fetch_and(!bit, Ordering::Relaxed);
+        SMALL[word].fetch_and(!bit, Ordering::Relaxed);
     }
 }
 
@@ -70,6 +91,16 @@ pub(crate) fn contains(addr: usize) -> bool {
     }
 }
 
+/// Whether the chunk holding `addr` is one of the allocator's small-block segments.
+#[inline(always)]
+pub(crate) fn is_small(addr: usize) -> bool {
+    match slot(addr) {
+        // Acquire pairs with the Release in `insert`.
+        Some((word, bit)) => SMALL[word].load(Ordering::Acquire) & bit != 0,
+        None => false,
+    }
+}
+
 #[cfg(all(test, not(miri)))]
 mod tests {
     use super::*;
@@ -79,11 +110,14 @@ mod tests {
         // Far below where mmap places mappings, so no live segment shares these bits.
         let base = 0x1234_0000_0000usize;
         assert!(!contains(base));
-        assert!(insert(base + 100));
-        assert!(contains(base) && contains(base + SEGMENT - 1));
-        assert!(!contains(base + SEGMENT) && !contains(base - 1));
+        assert!(insert(base + 100, Chunk::Small));
+        assert!(contains(base) && contains(base + SEGMENT - 1) && is_small(base + 7));
+        assert!(!contains(base + SEGMENT) && !contains(base - 1) && !is_small(base + SEGMENT));
+        assert!(insert(base + SEGMENT, Chunk::Large));
+        assert!(contains(base + SEGMENT) && !is_small(base + SEGMENT));
         remove(base);
-        assert!(!contains(base + 100));
-        assert!(!insert(1 << 50) && !contains(1 << 50));
+        remove(base + SEGMENT);
+        assert!(!contains(base + 100) && !is_small(base + 100) && !contains(base + SEGMENT));
+        assert!(!insert(1 << 50, Chunk::Small) && !contains(1 << 50) && !is_small(1 << 50));
     }
 }

@@ -330,6 +330,7 @@ const fn extend_blocks(class: usize) -> u32 {
 
 /// Which of a class's two free lists a freed block goes on.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)] // passed to an `extern "C"` slow path
 pub(crate) enum FreeList {
     /// The thread's own list ([`ThreadCache::bins`]), reused by its next allocations.
     Own,
