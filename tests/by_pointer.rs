@@ -44,6 +44,27 @@ fn foreign_pointers_are_not_owned() {
 }
 
 #[test]
+fn free_if_owned_frees_ours_and_leaves_the_rest_alone() {
+    let mut local = 7u64;
+    let mut boxed = Box::new(7u64); // the test's global allocator is the system's
+    // SAFETY: foreign pointers (and null) are allowed, and must not be touched.
+    unsafe {
+        assert!(!ALLOC.free_if_owned(core::ptr::null_mut()));
+        assert!(!ALLOC.free_if_owned((&raw mut local).cast()));
+        assert!(!ALLOC.free_if_owned((&raw mut *boxed).cast()));
+    }
+    assert_eq!((local, *boxed), (7, 7));
+    for (size, align) in kinds() {
+        let layout = Layout::from_size_align(size, align).unwrap();
+        // SAFETY: a valid layout.
+        let ptr = unsafe { ALLOC.alloc(layout) };
+        fill(ptr, size, 5);
+        // SAFETY: live, not used again.
+        assert!(unsafe { ALLOC.free_if_owned(ptr) }, "{size}/{align}");
+    }
+}
+
+#[test]
 fn every_kind_of_block_is_owned_sized_and_freed_by_pointer() {
     for (size, align) in kinds() {
         let layout = Layout::from_size_align(size, align).unwrap();

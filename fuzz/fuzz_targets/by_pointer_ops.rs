@@ -74,8 +74,17 @@ fuzz_target!(|data: &[u8]| {
             2 if !live.is_empty() => {
                 let block = live.swap_remove(pick(&live));
                 check(&block, block.len);
-                // SAFETY: live, not used again.
-                unsafe { ALLOC.free(block.ptr) };
+                // SAFETY: live, not used again; freed by either by-pointer free (C's `free`
+                // is the second).
+                let freed = unsafe {
+                    if b & 1 == 0 {
+                        ALLOC.free(block.ptr);
+                        true
+                    } else {
+                        ALLOC.free_if_owned(block.ptr)
+                    }
+                };
+                assert!(freed, "{:?} not recognised as ours", block.ptr);
             }
             3 if !live.is_empty() => {
                 let block = live.swap_remove(pick(&live));
