@@ -62,6 +62,49 @@ fn free_if_owned_frees_ours_and_leaves_the_rest_alone() {
         // SAFETY: live, not used again.
         assert!(unsafe { ALLOC.free_if_owned(ptr) }, "{size}/{align}");
     }
+    // A small block really goes back: the thread's list is LIFO, so it comes out next.
+    let layout = Layout::from_size_align(48, 16).unwrap();
+    // SAFETY: a valid layout; the block is freed once, then allocated again.
+    unsafe {
+        let ptr = ALLOC.alloc(layout);
+        assert!(ALLOC.free_if_owned(ptr));
+        let again = ALLOC.alloc(layout);
+        assert_eq!(again, ptr);
+        ALLOC.dealloc(again, layout);
+    }
+    // More frees than a list holds (its slow path), from this thread and from another (the
+    // list for other threads' spans): every block is reusable afterwards, none twice.
+    let n = if cfg!(miri) { 300 } else { 3000 };
+    /// Blocks handed to another thread (raw pointers are not `Send`).
+    struct Handed(Vec<*mut u8>);
+    // SAFETY: the blocks are plain memory the receiving thread owns from then on.
+    unsafe impl Send for Handed {}
+    // SAFETY: a valid layout.
+    let mut mine: Vec<*mut u8> = (0..n).map(|_| unsafe { ALLOC.alloc(layout) }).collect();
+    let theirs = Handed(mine.split_off(n / 2));
+    std::thread::spawn(move || {
+        let theirs = theirs;
+        for &ptr in &theirs.0 {
+            // SAFETY: live blocks of this allocator, handed to this thread, freed once.
+            assert!(unsafe { ALLOC.free_if_owned(ptr) });
+        }
+    })
+    .join()
+    .unwrap();
+    for ptr in mine {
+        // SAFETY: as above.
+        assert!(unsafe { ALLOC.free_if_owned(ptr) });
+    }
+    // SAFETY: a valid layout; each block is freed once below.
+    let again: Vec<*mut u8> = (0..n).map(|_| unsafe { ALLOC.alloc(layout) }).collect();
+    let mut distinct: Vec<usize> = again.iter().map(|p| p.addr()).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), n, "a block handed out twice");
+    for ptr in again {
+        // SAFETY: live, not used again.
+        unsafe { ALLOC.dealloc(ptr, layout) };
+    }
 }
 
 #[test]

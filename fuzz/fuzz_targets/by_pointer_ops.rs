@@ -1,6 +1,6 @@
-//! Any sequence of by-pointer operations (what the C ABI does: allocate, `free`, `resize`,
-//! `usable_size`, `owns`), mixed with layout-driven frees and purges, on blocks of every
-//! kind. Each live block carries a byte pattern that must survive every other operation,
+//! Any sequence of by-pointer operations (what the C ABI does: allocate, `free` and
+//! `free_if_owned` (C's `free`, also handed foreign pointers), `resize`, `usable_size`,
+//! `owns`), mixed with layout-driven frees and purges, on blocks of every kind. Each live block carries a byte pattern that must survive every other operation,
 //! and a resize must keep the bytes up to the smaller size.
 //! Run: `cargo +nightly fuzz run by_pointer_ops`.
 #![no_main]
@@ -85,6 +85,10 @@ fuzz_target!(|data: &[u8]| {
                     }
                 };
                 assert!(freed, "{:?} not recognised as ours", block.ptr);
+                // A foreign pointer (after purges, addresses come and go): left alone.
+                let mut foreign = [a; 16];
+                // SAFETY: a foreign pointer is allowed, and must not be touched.
+                assert!(!unsafe { ALLOC.free_if_owned(foreign.as_mut_ptr()) } && foreign == [a; 16]);
             }
             3 if !live.is_empty() => {
                 let block = live.swap_remove(pick(&live));

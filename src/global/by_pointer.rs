@@ -101,7 +101,9 @@ impl PinAlloc {
     /// A block of at least `size` bytes, aligned to 16, from this thread's list if `size` is
     /// at most 1 KiB and the list has one: the allocation fast path alone, for a caller with
     /// a slow path of its own (C's `malloc`, whose slow path also sets `errno`). `None` says
-    /// only that the fast path cannot serve it.
+    /// only that the fast path cannot serve it. The block is freed like any other: by
+    /// [`PinAlloc::free`], [`PinAlloc::free_if_owned`], or `dealloc` with a layout of
+    /// `size` bytes aligned to 16.
     #[inline(always)]
     pub fn alloc_cached(&self, size: usize) -> Option<NonNull<u8>> {
         if debug_checks::ENABLED {
@@ -120,7 +122,8 @@ impl PinAlloc {
     ///
     /// A small block from a span another thread is carving goes on a list that returns to
     /// that span in batches; any other goes on the thread's list, to be reused next (see the
-    /// module docs).
+    /// module docs). For a pointer that may be foreign (C's `free`), see
+    /// [`PinAlloc::free_if_owned`].
     ///
     /// # Safety
     /// `ptr` was returned by this allocator (through any of its APIs) and is live; it is not
@@ -147,7 +150,9 @@ impl PinAlloc {
     pub unsafe fn free_if_owned(&self, ptr: *mut u8) -> bool {
         let ptr = os::root_provenance(ptr);
         if !debug_checks::ENABLED && segment_map::is_small(ptr.addr()) {
-            // SAFETY: a live block (contract), in a small segment: a small one.
+            // SAFETY: in a registered small segment, so not foreign (a foreign pointer falls in
+            // the chunk only after it is unmapped, which follows clearing the bit): by the
+            // contract a live block of ours, and a small one.
             unsafe { self.free_small(ptr) };
             return true;
         }
@@ -183,7 +188,8 @@ impl PinAlloc {
     }
 
     /// A small block's free whose list is full (or whose thread is not set up). `extern
-    /// "C"`, so that it cannot unwind: the C exports' call to it is then a plain jump.
+    /// "C"`, so that it cannot unwind: the C exports' call to it is then a plain jump (a
+    /// panic inside, such as a failed debug assertion, aborts).
     ///
     /// # Safety
     /// As for [`PinAlloc::free`]; `ptr` is a small block of `class`.
@@ -210,7 +216,8 @@ impl PinAlloc {
         true
     }
 
-    /// Every other free: large blocks, and all of them under the debug checks.
+    /// Every other free: large blocks, small blocks of a segment the map could not
+    /// register, and all of them under the debug checks.
     ///
     /// # Safety
     /// As for [`PinAlloc::free`].

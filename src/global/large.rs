@@ -12,7 +12,7 @@
 //! so `alloc_zeroed` skips the memset for them.
 
 use super::segment::{SEGMENT, SegmentKind};
-use super::segment_map;
+use super::segment_map::{self, Chunk};
 use crate::os::{HugePages, MapOptions, Mapping, RawMapping};
 use crate::sync::SpinLock;
 use core::alloc::Layout;
@@ -194,7 +194,7 @@ unsafe fn install(raw: RawMapping, offset: usize) -> *mut u8 {
             block.cast::<*mut LargeHeader>().sub(1).write(header);
         }
         // An uncovered address only makes the block read as foreign to `free`.
-        let _ = segment_map::insert(block.addr(), segment_map::Chunk::Large);
+        let _ = segment_map::insert(block.addr(), Chunk::Large);
         block
     }
 }
@@ -232,7 +232,7 @@ pub(crate) unsafe fn header_of(ptr: *mut u8) -> *mut LargeHeader {
 pub(crate) unsafe fn dealloc(ptr: *mut u8, layout: Layout, now_ms: u64) {
     // SAFETY: per the contract the header is live; the block is dead from here on.
     let mapping = unsafe { (*header(ptr, layout.align())).mapping };
-    segment_map::remove(ptr.addr());
+    segment_map::remove(ptr.addr(), Chunk::Large);
     give_to_cache(mapping, now_ms);
 }
 
@@ -256,17 +256,21 @@ pub(crate) unsafe fn realloc(ptr: *mut u8, layout: Layout, new_size: usize, now_
         {
             let new = install(warm, offset);
             ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
-            segment_map::remove(ptr.addr());
+            segment_map::remove(ptr.addr(), Chunk::Large);
             give_to_cache(current, now_ms);
             return new;
         }
+        // Unregistered before the resize: once `mremap` moves the block, its old range is
+        // free, and another thread may map a segment there and register it first.
+        segment_map::remove(ptr.addr(), Chunk::Large);
         let mut mapping = Mapping::from_raw(current);
         let result = mapping.resize(total);
         let raw = mapping.into_raw();
         if result.is_err() {
+            // Untouched: registered again.
+            let _ = segment_map::insert(ptr.addr(), Chunk::Large);
             return ptr::null_mut();
         }
-        segment_map::remove(ptr.addr());
         LIVE_BYTES.fetch_sub(current.len, Ordering::Relaxed);
         install(raw, offset)
     }

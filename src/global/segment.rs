@@ -404,7 +404,7 @@ impl Segments {
                     *link = (*segment).next;
                     self.segments -= 1;
                     self.resident_pages -= 1;
-                    super::segment_map::remove(segment.addr());
+                    super::segment_map::remove(segment.addr(), super::segment_map::Chunk::Small);
                     drop(Mapping::from_raw((*segment).mapping));
                     continue;
                 }

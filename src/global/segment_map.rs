@@ -14,7 +14,9 @@
 //! chunk the block starts at). Chunks never share a bit between two live mappings: both
 //! kinds of mapping are aligned to [`SEGMENT`], and a large block's first byte lies in its
 //! own mapping (even a zero-size one's: see `large::mapping_len`). [`SMALL`] holds the bits
-//! of the small-block segments alone: a subset of [`MAP`].
+//! of the small-block segments alone: a subset of [`MAP`] whenever a block of the segment
+//! is live (a segment's bits are set before its first block is handed out and cleared
+//! after its last one came back).
 //!
 //! Each map covers the 47-bit user address space of x86-64 and AArch64 Linux with 2^25 bits:
 //! a 4 MiB zero-initialised static whose pages the kernel only backs once written (a page of
@@ -30,13 +32,18 @@ const ADDRESS_BITS: u32 = 47;
 const CHUNK_SHIFT: u32 = SEGMENT.trailing_zeros();
 const WORDS: usize = 1 << (ADDRESS_BITS - CHUNK_SHIFT - 6);
 
-/// The chunks that are ours. `Release` on set pairs with the `Acquire` in [`contains`];
-/// clearing is `Relaxed`, because a program may only ask about a block it still holds,
-/// which happens before the block's free clears the bit.
+/// The chunks that are ours. `Release` on set pairs with the `Acquire` in [`contains`]
+/// (publishing the chunk's header: magic and kind). Clearing is `Relaxed`: a block of ours
+/// is only asked about while it is live, before the free that lets its chunk go; and a
+/// foreign pointer can only fall in the chunk once the chunk is unmapped, which happens
+/// after the clear.
 static MAP: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
 
 /// The chunks that are small-block segments; set and cleared with [`MAP`]'s bit, with the
-/// same orderings (the `Release` on set pairs with the `Acquire` in [`is_small`]).
+/// same orderings and the same argument (the `Release` on set pairs with the `Acquire` in
+/// [`is_small`]). `free`'s fast path reads the block's span after seeing the bit; that
+/// read is safe because the block was handed to the freeing thread, which saw the span
+/// written, not because of this pairing.
 static SMALL: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
 
 /// What a registered chunk holds.
@@ -64,7 +71,8 @@ fn slot(addr: usize) -> Option<(usize, u64)> {
 pub(crate) fn insert(addr: usize, kind: Chunk) -> bool {
     let Some((word, bit)) = slot(addr) else { return false };
     // Release pairs with the Acquire in `is_small` and `contains`: a thread that sees the
-    // bit sees the header written before it.
+    // bit sees the header written before it. `SMALL` first (and cleared last), so that
+    // a thread seeing the `MAP` bit of a small segment sees its `SMALL` bit too.
     if kind == Chunk::Small {
         SMALL[word].fetch_or(bit, Ordering::Release);
     }
@@ -72,12 +80,14 @@ pub(crate) fn insert(addr: usize, kind: Chunk) -> bool {
     true
 }
 
-/// Clears the chunk holding `addr`, whatever it held.
-pub(crate) fn remove(addr: usize) {
+/// Clears the chunk holding `addr`, which held `kind`.
+pub(crate) fn remove(addr: usize, kind: Chunk) {
     if let Some((word, bit)) = slot(addr) {
         // Relaxed: see `MAP`.
         MAP[word].fetch_and(!bit, Ordering::Relaxed);
-        SMALL[word].fetch_and(!bit, Ordering::Relaxed);
+        if kind == Chunk::Small {
+            SMALL[word].fetch_and(!bit, Ordering::Relaxed);
+        }
     }
 }
 
@@ -115,8 +125,8 @@ mod tests {
         assert!(!contains(base + SEGMENT) && !contains(base - 1) && !is_small(base + SEGMENT));
         assert!(insert(base + SEGMENT, Chunk::Large));
         assert!(contains(base + SEGMENT) && !is_small(base + SEGMENT));
-        remove(base);
-        remove(base + SEGMENT);
+        remove(base, Chunk::Small);
+        remove(base + SEGMENT, Chunk::Large);
         assert!(!contains(base + 100) && !is_small(base + 100) && !contains(base + SEGMENT));
         assert!(!insert(1 << 50, Chunk::Small) && !contains(1 << 50) && !is_small(1 << 50));
     }
