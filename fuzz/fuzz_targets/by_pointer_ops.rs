@@ -1,7 +1,8 @@
 //! Any sequence of by-pointer operations (what the C ABI does: allocate, `free` and
 //! `free_if_owned` (C's `free`, also handed foreign pointers), `resize`, `usable_size`,
-//! `owns`), mixed with layout-driven frees and purges, on blocks of every kind. Each live block carries a byte pattern that must survive every other operation,
-//! and a resize must keep the bytes up to the smaller size.
+//! `owns`), mixed with layout-driven frees and purges, on blocks of every kind. Each live
+//! block carries a byte pattern that must survive every other operation, and a resize must
+//! keep the bytes up to the smaller size.
 //! Run: `cargo +nightly fuzz run by_pointer_ops`.
 #![no_main]
 

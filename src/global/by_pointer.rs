@@ -29,7 +29,7 @@
 
 use super::large;
 use super::segment::{NO_OWNER, SEGMENT, SegmentHeader, SegmentKind, Span};
-use super::size_class::{block_size, class_of, small_class};
+use super::size_class::{block_size, class_of};
 use super::thread_cache::FreeList;
 use super::{PinAlloc, debug_checks, segment_map, thread_cache};
 use crate::os;
@@ -109,10 +109,7 @@ impl PinAlloc {
         if debug_checks::ENABLED {
             return None;
         }
-        let class = small_class(size, 16)?;
-        // SAFETY: this thread's cache; `class < CLASSES`; a non-null head is a free block of
-        // this class (at least `size` bytes, aligned to 16) owned by the cache.
-        let block = unsafe { (*thread_cache::current()).bins.get_unchecked_mut(class).pop() }?;
+        let block = self.pop_cached(size, 16)?;
         // SAFETY: a block is never null.
         Some(unsafe { NonNull::new_unchecked(block) })
     }

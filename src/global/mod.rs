@@ -337,14 +337,8 @@ unsafe impl GlobalAlloc for PinAlloc {
             // SAFETY: forwarded contract.
             return unsafe { self.alloc_checked(layout) };
         }
-        if let Some(class) = size_class::small_class(layout.size(), layout.align()) {
-            // SAFETY: this thread's cache; `class < CLASSES`; a non-null head is a free
-            // block of this class owned by the cache, whose first word links the next.
-            unsafe {
-                if let Some(block) = (*thread_cache::current()).bins.get_unchecked_mut(class).pop() {
-                    return block;
-                }
-            }
+        if let Some(block) = self.pop_cached(layout.size(), layout.align()) {
+            return block;
         }
         // SAFETY: forwarded contract.
         unsafe { self.alloc_general(layout) }
@@ -419,6 +413,17 @@ unsafe impl GlobalAlloc for PinAlloc {
 }
 
 impl PinAlloc {
+    /// The allocation fast path: a block of at least `size` bytes aligned to `align` from
+    /// this thread's list, if the request is small (at most 1 KiB, aligned to at most 16)
+    /// and the list has one.
+    #[inline(always)]
+    fn pop_cached(&self, size: usize, align: usize) -> Option<*mut u8> {
+        let class = size_class::small_class(size, align)?;
+        // SAFETY: this thread's cache; `class < CLASSES`; a non-null head is a free block of
+        // this class owned by the cache, whose first word links the next.
+        unsafe { (*thread_cache::current()).bins.get_unchecked_mut(class).pop() }
+    }
+
     /// `alloc` under the debug checks: the block must come out of its list intact.
     ///
     /// # Safety

@@ -9,9 +9,9 @@
 //! allocator), and reading a header below such a pointer would crash. The same map is how
 //! mimalloc and snmalloc tell their pointers apart.
 //!
-//! A bit of [`MAP`] is set for every small-block segment and for the chunk holding the first byte of
-//! every live large block (the chunk of its header, or for alignments of 4 MiB and more the
-//! chunk the block starts at). Chunks never share a bit between two live mappings: both
+//! A bit of [`MAP`] is set for every small-block segment and for the chunk holding the first
+//! byte of every live large block (the chunk of its header, or for alignments of 4 MiB and
+//! more the chunk the block starts at). Chunks never share a bit between two live mappings: both
 //! kinds of mapping are aligned to [`SEGMENT`], and a large block's first byte lies in its
 //! own mapping (even a zero-size one's: see `large::mapping_len`). [`SMALL`] holds the bits
 //! of the small-block segments alone: a subset of [`MAP`] whenever a block of the segment
