@@ -69,10 +69,19 @@ fn a_pool_without_room_serves_every_frame_from_the_heap() {
 #[test]
 fn more_slots_keep_more_frames_in_the_pool() {
     let mut pool = BufferPool::with_slots(64 * 5, 64).unwrap();
-    let slices: Vec<Slice> = (0..64).map(|i| frame(&mut pool, &five(i), 5)).collect();
+    let mut slices: Vec<Slice> = (0..64).map(|i| frame(&mut pool, &five(i), 5)).collect();
     assert!(slices.iter().enumerate().all(|(i, s)| **s == five(i) && s.is_pooled()));
     assert_eq!(pool.slot_count(), 64);
+    let slots: Vec<Option<usize>> = slices.iter().map(Slice::pool_slot).collect();
+    assert_eq!(slots, (0..64).map(Some).collect::<Vec<_>>(), "back mode hands out slots in order");
     assert!(!frame(&mut pool, &five(64), 5).is_pooled());
+    // Every slot, the highest included, gives its bytes back: dropped from the top, all 64
+    // frames fit again.
+    while let Some(slice) = slices.pop() {
+        drop(slice);
+    }
+    let again: Vec<Slice> = (0..64).map(|i| frame(&mut pool, &five(i), 5)).collect();
+    assert!(again.iter().all(Slice::is_pooled));
 }
 
 /// The pool's slots drawn as in the seed: each live slot shows its frame's label.

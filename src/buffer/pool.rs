@@ -1,8 +1,8 @@
 //! `BufferPool`: frames written into one preallocated region, taken as slices that give
 //! their slot back on drop, from any thread.
 //!
-//! The hot path is the write: [`Buffer::get_writable`] is a bounds check and a bump of a
-//! cursor towards a limit, the end of the bytes the frame may grow to where it is.
+//! The hot path is the write: [`Buffer::get_writable`] compares the length with the bytes
+//! left before the frame must move, then bumps a cursor and counts those bytes down.
 //! Everything else (running out of room or slots, switching modes, moving a partly written
 //! frame, heap growth) is the slow path, [`Ledger::make_room`]. Taking a frame records its
 //! slot in the [`SlotMap`] and costs no atomic operation; the pool takes released slots
@@ -31,7 +31,7 @@ use core::ptr::NonNull;
 
 use super::ownership::SlotWord;
 use super::slot_map::{MAX_SLOTS, PoolMode, SlotMap, SlotState};
-use super::storage::{HeapBytes, Storage, heap};
+use super::storage::{HeapBytes, PoolSlot, Storage, heap};
 use super::{Buffer, PoolError, Slice, Write, WriteError};
 
 /// The default number of slots: buffer_sv2's fixed count.
@@ -39,23 +39,24 @@ pub const DEFAULT_SLOTS: usize = 8;
 
 /// A pool of frame memory: see the [module docs](super).
 ///
-/// Invariant (the frame): `frame <= cursor <= limit`, within one allocation (or all three
-/// equal and dangling, `room == 0`, after an alloc-mode frame was taken), and
-/// `[frame, limit)` is initialised memory that no slice owns: in pool modes bytes
+/// Invariant (the frame): `frame <= cursor <= cursor + left`, within one allocation (or
+/// `frame == cursor` dangling and `left == 0`, `room == 0`, after an alloc-mode frame was
+/// taken), and `[frame, cursor + left)` is initialised memory that no slice owns: in pool modes bytes
 /// `[frame_start, frame_start + room)` of the storage, inside the placement the slot map
 /// chose (or `room == 0`); in alloc mode the initialised bytes of the ledger's `heap`. The
-/// frame is `[frame, cursor)`, `written` bytes long; `room` is `limit - frame`. In pool
+/// frame is `[frame, cursor)`, `written` bytes long; `room` is `written + left`. In pool
 /// modes `room > 0` only if a slot is free, so a frame can always be committed.
 ///
-/// Pointers rather than lengths because the write loop then needs the fewest registers and
-/// instructions: a write checks `len` against `limit - cursor` and bumps `cursor`.
+/// A count of bytes left rather than a limit pointer because the write loop then needs the
+/// fewest instructions: a write compares `len` with `left`, subtracts it and bumps `cursor`
+/// (against a limit it would also compute `limit - cursor` every time).
 pub struct BufferPool {
     /// Start of the frame being written.
     frame: NonNull<u8>,
     /// End of the bytes written so far: where the next write goes.
     cursor: NonNull<u8>,
-    /// How far the frame may grow where it is.
-    limit: NonNull<u8>,
+    /// Bytes after `cursor` the frame may still grow into where it is.
+    left: usize,
     ledger: Box<Ledger>,
 }
 
@@ -133,9 +134,7 @@ impl BufferPool {
             start: 0,
         });
         let frame = storage.bytes();
-        // SAFETY: the storage's bytes are `capacity` long.
-        let limit = unsafe { frame.add(capacity) };
-        Ok(BufferPool { frame, cursor: frame, limit, ledger })
+        Ok(BufferPool { frame, cursor: frame, left: capacity, ledger })
     }
 
     /// Bytes of preallocated storage.
@@ -191,7 +190,7 @@ impl BufferPool {
     /// and every taken frame).
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), &'static str> {
-        if !(self.frame <= self.cursor && self.cursor <= self.limit) {
+        if self.frame > self.cursor || self.cursor.addr().get().checked_add(self.left).is_none() {
             return Err("the frame's pointers are out of order");
         }
         let ledger = &self.ledger;
@@ -218,13 +217,7 @@ impl BufferPool {
     /// How long the frame may grow where it is.
     #[inline]
     fn room(&self) -> usize {
-        self.limit.addr().get() - self.frame.addr().get()
-    }
-
-    /// How many more bytes fit before the frame must move: `room - written`.
-    #[inline]
-    fn room_left(&self) -> usize {
-        self.limit.addr().get() - self.cursor.addr().get()
+        self.written() + self.left
     }
 
     /// Moves the frame to `frame`, with `written` bytes written and room for `room`.
@@ -236,10 +229,8 @@ impl BufferPool {
         self.frame = frame;
         // SAFETY: `written <= room` and `frame + room` is within (or one past) the frame's
         // allocation (the caller's contract).
-        unsafe {
-            self.cursor = frame.add(written);
-            self.limit = frame.add(room);
-        }
+        self.cursor = unsafe { frame.add(written) };
+        self.left = room - written;
     }
 
     /// The frame written so far.
@@ -355,7 +346,7 @@ impl Buffer for BufferPool {
 
     #[inline]
     fn get_writable(&mut self, len: usize) -> &mut [u8] {
-        if len > self.room_left() {
+        if len > self.left {
             let written = self.written();
             // Checked here, before the pool changes, so that a panic leaves it as it was.
             let needed = frame_length(written, len);
@@ -365,9 +356,10 @@ impl Buffer for BufferPool {
             unsafe { self.set_frame(room.frame, written, room.room) };
         }
         let at = self.cursor;
-        // SAFETY: `len <= limit - cursor` (checked, or made so by `make_room`): in bounds.
+        // SAFETY: `len <= left` (checked, or made so by `make_room`): in bounds.
         self.cursor = unsafe { at.add(len) };
-        // SAFETY: `[at, at + len)` lay within `[cursor, limit)` before the bump: initialised,
+        self.left -= len;
+        // SAFETY: `[at, at + len)` lay within `[cursor, cursor + left)` before the bump: initialised,
         // and no slice owns it (frame invariant); `&mut self` is exclusive.
         unsafe { core::slice::from_raw_parts_mut(at.as_ptr(), len) }
     }
@@ -377,8 +369,7 @@ impl Buffer for BufferPool {
         let len = self.written();
         let ledger = &mut *self.ledger;
         if ledger.map.mode() == PoolMode::Alloc {
-            (self.frame, self.cursor, self.limit) =
-                (NonNull::dangling(), NonNull::dangling(), NonNull::dangling());
+            (self.frame, self.cursor, self.left) = (NonNull::dangling(), NonNull::dangling(), 0);
             return ledger.take_heap_frame(len);
         }
         if len == 0 {
@@ -392,11 +383,11 @@ impl Buffer for BufferPool {
         // if a slot is left for it.
         self.frame = self.cursor;
         if !ledger.map.has_free_slot() {
-            self.limit = self.cursor;
+            self.left = 0;
         }
         // SAFETY: the bytes were the frame's: initialised and unowned; slot `slot` now owns
         // them and the pool will not place a frame over them until the slot comes back.
-        let slice = unsafe { Slice::from_pool(ptr, len, ledger.storage, 1 << slot) };
+        let slice = unsafe { Slice::from_pool(ptr, len, PoolSlot::new(ledger.storage, slot)) };
         self.ledger.debug_check(0, self.room());
         slice
     }

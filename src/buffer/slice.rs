@@ -4,6 +4,10 @@
 //! on whichever thread that happens (one `fetch_xor`, see [`ownership`](super::ownership));
 //! alloc-mode frames and converted vectors own heap memory.
 //!
+//! A slice is four words, the same whoever owns its bytes: where they are, how many, and
+//! who frees them. Reading never asks the owner, and dropping a pool-backed slice is
+//! inlined to the one atomic; freeing heap memory is a cold call.
+//!
 //! A slice is the only owner of its bytes, so it is not `Clone` (buffer_sv2 3.0.1 derives
 //! `Clone`, and two clones free one slot twice):
 //!
@@ -14,28 +18,39 @@
 
 use alloc::vec::Vec;
 use core::fmt;
+use core::mem::ManuallyDrop;
 use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 
-use super::storage::{HeapBytes, Storage};
+use super::storage::{HeapBytes, PoolSlot, heap};
 
 /// A frame taken from a [`Buffer`](super::Buffer): dereferences to its bytes.
+///
+/// Invariant: `[ptr, ptr + len)` is initialised and this slice's alone; `owner` says how
+/// it is freed (for the heap owners, `ptr`, `len` and the capacity are a vector's raw parts).
 pub struct Slice {
-    repr: Repr,
+    ptr: NonNull<u8>,
+    len: usize,
+    owner: Owner,
 }
 
-enum Repr {
-    /// Bytes `[ptr, ptr + len)` of a pool's storage, owned through slot `bit`.
-    Pool { ptr: NonNull<u8>, len: usize, storage: Storage, bit: u64 },
-    /// An alloc-mode frame.
-    Heap(HeapBytes),
-    /// A vector handed in through `From<Vec<u8>>`.
-    Vec(Vec<u8>),
+const _: () = assert!(size_of::<Slice>() == 4 * size_of::<usize>(), "a slice is four words");
+
+/// Who frees a slice's bytes.
+#[derive(Clone, Copy)]
+enum Owner {
+    /// A slot of a pool's storage: the bytes lie in that storage.
+    Pool(PoolSlot),
+    /// An alloc-mode frame: the raw parts of a [`HeapBytes`] with this capacity.
+    Heap { capacity: usize },
+    /// A vector handed in through `From<Vec<u8>>`: its raw parts, with this capacity.
+    Vec { capacity: usize },
 }
 
 // SAFETY: a pool-backed slice is the only accessor of its bytes until it releases its slot,
 // and the release is a Release read-modify-write the pool acquires (`ownership`); the
-// storage outlives it by the same protocol. The heap variants are owned vectors.
+// storage outlives it by the same protocol. The heap variants own their vectors, whose
+// allocators free from any thread.
 unsafe impl Send for Slice {}
 // SAFETY: `&Slice` only reads the bytes; there is no interior mutability.
 unsafe impl Sync for Slice {}
@@ -44,51 +59,74 @@ impl Slice {
     /// A pool-backed slice.
     ///
     /// # Safety
-    /// `[ptr, ptr + len)` lies in `storage`'s bytes, is initialised, and is owned by slot
-    /// `bit` (exactly one bit, of this storage's word), which the pool has just given out:
-    /// nothing else accesses the bytes until this slice releases the slot, and the storage
-    /// stays allocated until the slot protocol says this slice or another party frees it.
+    /// `[ptr, ptr + len)` lies in the bytes of `slot`'s storage, is initialised, and is
+    /// owned by `slot`, which the pool has just given out: nothing else accesses the bytes
+    /// until this slice releases the slot, and the storage stays allocated until the slot
+    /// protocol says this slice or another party frees it.
     #[inline]
-    pub(crate) unsafe fn from_pool(ptr: NonNull<u8>, len: usize, storage: Storage, bit: u64) -> Self {
-        Slice { repr: Repr::Pool { ptr, len, storage, bit } }
+    pub(crate) unsafe fn from_pool(ptr: NonNull<u8>, len: usize, slot: PoolSlot) -> Self {
+        Slice { ptr, len, owner: Owner::Pool(slot) }
     }
 
     pub(crate) fn from_heap(bytes: HeapBytes) -> Self {
-        Slice { repr: Repr::Heap(bytes) }
+        let mut bytes = ManuallyDrop::new(bytes);
+        let (len, capacity) = (bytes.len(), bytes.capacity());
+        let ptr = NonNull::new(bytes.as_mut_ptr()).expect("a vector's pointer is non-null");
+        Slice { ptr, len, owner: Owner::Heap { capacity } }
     }
 
     /// An empty slice owning nothing.
     pub const fn empty() -> Self {
-        Slice { repr: Repr::Vec(Vec::new()) }
+        Slice { ptr: NonNull::dangling(), len: 0, owner: Owner::Vec { capacity: 0 } }
     }
 
     /// Length in bytes.
     #[inline]
     pub fn len(&self) -> usize {
-        match &self.repr {
-            Repr::Pool { len, .. } => *len,
-            Repr::Heap(bytes) => bytes.len(),
-            Repr::Vec(bytes) => bytes.len(),
-        }
+        self.len
     }
 
     /// Whether the slice has no bytes.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len == 0
     }
 
     /// The pool slot this slice owns (`0..slots`), or `None` for heap memory.
     pub fn pool_slot(&self) -> Option<usize> {
-        match &self.repr {
-            Repr::Pool { bit, .. } => Some(bit.trailing_zeros() as usize),
+        match self.owner {
+            Owner::Pool(slot) => Some(slot.index()),
             _ => None,
         }
     }
 
     /// Whether the bytes live in a pool's storage.
     pub fn is_pooled(&self) -> bool {
-        self.pool_slot().is_some()
+        matches!(self.owner, Owner::Pool(_))
+    }
+
+    /// Frees heap-owned bytes: the rare case of `drop`, kept out of its inlined path.
+    ///
+    /// # Safety
+    /// Called once, from `drop`: the slice's heap parts are not used again.
+    #[cold]
+    #[inline(never)]
+    unsafe fn free_heap(&mut self) {
+        let (ptr, len) = (self.ptr.as_ptr(), self.len);
+        match self.owner {
+            // Nothing to free (an empty slice): a capacity of 0 allocated nothing.
+            Owner::Pool(_) | Owner::Heap { capacity: 0 } | Owner::Vec { capacity: 0 } => {}
+            Owner::Heap { capacity } => {
+                // SAFETY: the raw parts of a `HeapBytes` taken apart in `from_heap`, rebuilt
+                // once (the caller's promise).
+                drop(unsafe { HeapBytes::from_raw_parts_in(ptr, len, capacity, heap()) })
+            }
+            Owner::Vec { capacity } => {
+                // SAFETY: the raw parts of a global-allocator `Vec` taken apart in `from`,
+                // rebuilt once (the caller's promise).
+                drop(unsafe { Vec::from_raw_parts(ptr, len, capacity) })
+            }
+        }
     }
 }
 
@@ -97,25 +135,18 @@ impl Deref for Slice {
 
     #[inline]
     fn deref(&self) -> &[u8] {
-        match &self.repr {
-            // SAFETY: the bytes are initialised and ours until drop (`from_pool`'s contract);
-            // `&self` keeps them from being written meanwhile.
-            Repr::Pool { ptr, len, .. } => unsafe { core::slice::from_raw_parts(ptr.as_ptr(), *len) },
-            Repr::Heap(bytes) => bytes,
-            Repr::Vec(bytes) => bytes,
-        }
+        // SAFETY: `[ptr, ptr + len)` is initialised and owned by this slice until it drops
+        // (`from_pool`'s contract, or the vector's own bytes); `&self` keeps them from being
+        // written meanwhile.
+        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 }
 
 impl DerefMut for Slice {
     #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
-        match &mut self.repr {
-            // SAFETY: as in `deref`, and `&mut self` makes the access exclusive.
-            Repr::Pool { ptr, len, .. } => unsafe { core::slice::from_raw_parts_mut(ptr.as_ptr(), *len) },
-            Repr::Heap(bytes) => bytes,
-            Repr::Vec(bytes) => bytes,
-        }
+        // SAFETY: as in `deref`, and `&mut self` makes the access exclusive.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
     }
 }
 
@@ -135,7 +166,10 @@ impl AsMut<[u8]> for Slice {
 
 impl From<Vec<u8>> for Slice {
     fn from(bytes: Vec<u8>) -> Self {
-        Slice { repr: Repr::Vec(bytes) }
+        let mut bytes = ManuallyDrop::new(bytes);
+        let (len, capacity) = (bytes.len(), bytes.capacity());
+        let ptr = NonNull::new(bytes.as_mut_ptr()).expect("a vector's pointer is non-null");
+        Slice { ptr, len, owner: Owner::Vec { capacity } }
     }
 }
 
@@ -160,15 +194,12 @@ impl fmt::Debug for Slice {
 impl Drop for Slice {
     #[inline]
     fn drop(&mut self) {
-        if let Repr::Pool { storage, bit, .. } = self.repr {
-            // SAFETY: the storage lives until the slot protocol says otherwise, and this
-            // slice's slot is still out, so it cannot have said so yet.
-            let last = unsafe { storage.word() }.release(bit);
-            if last {
-                // SAFETY: `release` returned true: the pool is gone and every other slice
-                // released; nobody touches the storage again.
-                unsafe { storage.free() };
-            }
+        match self.owner {
+            // SAFETY: this slice's slot is still out, so its storage is live, and nothing
+            // touches the slice's bytes after this (`from_pool`'s contract).
+            Owner::Pool(slot) => unsafe { slot.release() },
+            // SAFETY: `drop` runs once.
+            _ => unsafe { self.free_heap() },
         }
     }
 }

@@ -6,7 +6,8 @@
 //! backed from 2 MiB) and from the global allocator without `std`. Frames that do not fit
 //! (alloc mode) are heap vectors from the same allocator.
 //!
-//! A [`Storage`] is a plain handle: the pool and every pool-backed slice hold a copy, and the
+//! A [`Storage`] is a plain handle: the pool holds one, every pool-backed slice a
+//! [`PoolSlot`] (the handle with the slot's number packed into its alignment bits), and the
 //! slot protocol ([`ownership`](super::ownership)) decides which of them frees it.
 
 use core::alloc::Layout;
@@ -111,5 +112,61 @@ impl Storage {
         // SAFETY: allocated by `heap()` with `layout` and not freed before (the caller's
         // promise that the protocol chose them alone).
         unsafe { heap().deallocate(self.header.cast(), layout) };
+    }
+}
+
+/// One slot of one storage, packed in a word: the storage's header address (aligned to 64)
+/// with the slot's number (`0..64`) in its low six bits. What a pool-backed
+/// [`Slice`](super::Slice) holds, so that a slice is four words.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PoolSlot(NonNull<u8>);
+
+const SLOT_BITS: usize = align_of::<Header>() - 1;
+const _: () = assert!(align_of::<Header>() >= super::slot_map::MAX_SLOTS);
+
+impl PoolSlot {
+    /// Slot `slot` (`< MAX_SLOTS`) of `storage`.
+    #[inline]
+    pub(crate) fn new(storage: Storage, slot: usize) -> Self {
+        debug_assert!(slot <= SLOT_BITS);
+        // The header is aligned to 64, so its low six bits are free (`map_addr` keeps its
+        // provenance for `storage`).
+        PoolSlot(storage.header.cast::<u8>().map_addr(|addr| addr | slot))
+    }
+
+    /// The slot's number.
+    #[inline]
+    pub(crate) fn index(self) -> usize {
+        self.0.addr().get() & SLOT_BITS
+    }
+
+    #[inline]
+    fn storage(self) -> Storage {
+        // Clearing the slot number gives back the header's address, non-zero since the
+        // header's address was.
+        let header = self.0.map_addr(|addr| {
+            core::num::NonZeroUsize::new(addr.get() & !SLOT_BITS).expect("a header address is non-zero")
+        });
+        Storage { header: header.cast() }
+    }
+
+    /// Gives the slot back to its pool, and frees the storage if the pool is gone and this
+    /// was the last slot out.
+    ///
+    /// # Safety
+    /// The slot is out (given out by its pool and not released since), so the storage is
+    /// live; the caller's accesses to the slot's bytes are over, and it releases the slot
+    /// once.
+    #[inline]
+    pub(crate) unsafe fn release(self) {
+        let storage = self.storage();
+        // SAFETY: the storage lives until the slot protocol says otherwise, and this slot
+        // is still out, so it cannot have said so yet.
+        let last = unsafe { storage.word() }.release(1 << self.index());
+        if last {
+            // SAFETY: `release` returned true: the pool is gone and every other slice
+            // released; nobody touches the storage again.
+            unsafe { storage.free() };
+        }
     }
 }
