@@ -11,7 +11,9 @@
 
 use super::central::Chain;
 use super::size_class::{CLASSES, block_size};
-use crate::stack::{BoundedStack, NodePool, Weighed};
+use core::ops::Deref;
+
+use crate::stack::{BoundedStack, NodePool, PoolRef, Weighed};
 
 /// NUMA nodes with a depot of their own; a machine with more shares them by `node % DEPOT_NODES`.
 pub const DEPOT_NODES: usize = 8;
@@ -36,12 +38,31 @@ impl Weighed for Magazine {
 
 static MAGAZINES: NodePool<Magazine> = NodePool::new();
 
+/// How a depot reaches [`MAGAZINES`]: zero-sized, so that a depot holds no pointer and
+/// [`DEPOTS`] is all zero bytes. It then lives in `.bss`, where only the pages of depots in
+/// use become resident. (With a `&'static` per depot it was 160 KiB of `.data`, every page of
+/// which the dynamic loader's relocations wrote in every process that loaded the library.)
+#[derive(Clone, Copy)]
+struct Magazines;
+
+impl Deref for Magazines {
+    type Target = NodePool<Magazine>;
+
+    #[inline]
+    fn deref(&self) -> &NodePool<Magazine> {
+        &MAGAZINES
+    }
+}
+
+// SAFETY: always derefs to the same static pool.
+unsafe impl PoolRef<Magazine> for Magazines {}
+
 /// One depot: the stack and its counts (see [`BoundedStack`] for why the counts never
 /// fall below the contents).
-type Depot = BoundedStack<Magazine, &'static NodePool<Magazine>>;
+type Depot = BoundedStack<Magazine, Magazines>;
 
 static DEPOTS: [[Depot; CLASSES]; DEPOT_NODES] =
-    [const { [const { BoundedStack::new(&MAGAZINES) }; CLASSES] }; DEPOT_NODES];
+    [const { [const { BoundedStack::new(Magazines) }; CLASSES] }; DEPOT_NODES];
 
 fn depot(node: usize, class: usize) -> &'static Depot {
     &DEPOTS[node % DEPOT_NODES][class]

@@ -12,16 +12,18 @@ const TAG_STEP: u32 = 1;
 #[cfg(pinalloc_untagged)]
 const TAG_STEP: u32 = 0;
 
-/// `(tag << 32) | index`.
+/// `(tag << 32) | !index`: the index is stored inverted so that the empty stack (index
+/// [`NIL`], tag 0) is the word 0, and a static array of stacks is all zero bytes (`.bss`,
+/// resident only where touched, instead of `.data`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Tagged(u64);
 
 impl Tagged {
-    /// The empty stack, tag 0.
+    /// The empty stack, tag 0: the word 0.
     pub(crate) const EMPTY: Tagged = Tagged::new(NIL, 0);
 
     pub(crate) const fn new(index: u32, tag: u32) -> Tagged {
-        Tagged(((tag as u64) << 32) | index as u64)
+        Tagged(((tag as u64) << 32) | !index as u64)
     }
 
     pub(crate) const fn from_bits(bits: u64) -> Tagged {
@@ -33,7 +35,7 @@ impl Tagged {
     }
 
     pub(crate) const fn index(self) -> u32 {
-        self.0 as u32
+        !(self.0 as u32)
     }
 
     pub(crate) const fn tag(self) -> u32 {
@@ -57,6 +59,7 @@ mod tests {
         assert_eq!((t.index(), t.tag()), (7, 9));
         assert_eq!(Tagged::from_bits(t.bits()), t);
         assert_eq!(Tagged::EMPTY.index(), NIL);
+        assert_eq!(Tagged::EMPTY.bits(), 0, "an empty stack is zero bytes");
         let wrapped = Tagged::new(1, u32::MAX).successor(2);
         assert_eq!(wrapped.index(), 2);
         #[cfg(not(pinalloc_untagged))]
