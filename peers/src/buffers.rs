@@ -208,8 +208,46 @@ impl Contender for DoNothing {
     }
 }
 
+/// The floor for a real buffer: a vector written front to back, each frame on bytes of its
+/// own, with no bookkeeping but the vector's bounds check (frames are views; it starts over
+/// once past half its capacity). Writing 10-byte chunks to fresh bytes costs more than
+/// rewriting the same 10 (some stores straddle cache lines, every line is new), a cost no
+/// buffer can avoid: the do-nothing bound is beyond reach by that much. Not a working buffer.
+pub struct Sequential {
+    region: Vec<u8>,
+    written: usize,
+    frame: usize,
+}
+
+impl Sequential {
+    /// A region of `capacity` bytes (at least two maximum-length frames).
+    pub fn new(capacity: usize) -> Self {
+        Sequential { region: vec![0; capacity.max(1 << 15)], written: 0, frame: 0 }
+    }
+}
+
+impl Contender for Sequential {
+    type Frame = View;
+    #[inline]
+    fn write(&mut self, data: &[u8]) {
+        let at = self.written;
+        self.region[at..at + data.len()].copy_from_slice(data);
+        self.written += data.len();
+    }
+    #[inline]
+    fn take(&mut self) -> Self::Frame {
+        let frame = View { ptr: self.region.as_ptr() as usize + self.frame, len: self.written - self.frame };
+        if self.written > self.region.len() / 2 {
+            self.written = 0;
+        }
+        self.frame = self.written;
+        frame
+    }
+}
+
 /// Every contender, freshly made, by name, in table order.
-pub const NAMES: [&str; 6] = ["pinalloc", "buffer_sv2", "system-memory", "mutex-pool", "bytes", "do-nothing"];
+pub const NAMES: [&str; 7] =
+    ["pinalloc", "buffer_sv2", "system-memory", "mutex-pool", "bytes", "sequential", "do-nothing"];
 
 /// Runs `$body` with `$make` bound to a closure that makes a fresh contender called `$name`.
 #[macro_export]
@@ -235,6 +273,10 @@ macro_rules! with_contender {
             }
             "bytes" => {
                 let $make = || Bytes::new(CAPACITY);
+                $body
+            }
+            "sequential" => {
+                let $make = || Sequential::new(CAPACITY);
                 $body
             }
             "do-nothing" => {

@@ -5,6 +5,8 @@
 //! drift on a shared machine hits them alike) and pinalloc's ratios to buffer_sv2 and to the
 //! do-nothing bound, each the median of the rounds' ratios. Targets: every scenario ≤ 0.5×
 //! buffer_sv2 and ≤ 1.5× do-nothing; the 64 B frame cycle ≤ 0.4× buffer_sv2 and ≤ 1.0× bytes.
+//! The last column is the ratio to `sequential`, the floor for a buffer that writes each
+//! frame to bytes of its own (see `Sequential`): what bookkeeping costs on top of it.
 //!
 //! `… --bin buffers -- one SCENARIO NAME N` runs one scenario (`single`, `send`, `wait`,
 //! `cycle`) N times on one contender, for a profiler.
@@ -20,9 +22,10 @@ fn row(title: &str, unit: &str, measured: &Alternated, bytes_ratio: bool) {
     }
     let third = if bytes_ratio { "bytes" } else { "do-nothing" };
     println!(
-        " {:>6.2} | {:>6.2} | {unit}",
+        " {:>6.2} | {:>6.2} | {:>6.2} | {unit}",
         measured.ratio("pinalloc", "buffer_sv2"),
-        measured.ratio("pinalloc", third)
+        measured.ratio("pinalloc", third),
+        measured.ratio("pinalloc", "sequential")
     );
 }
 
@@ -52,8 +55,8 @@ fn main() {
     for name in NAMES {
         print!(" {name:>9} |");
     }
-    println!(" vs sv2 | vs 3rd |");
-    println!("|{}", "---|".repeat(NAMES.len() + 3));
+    println!(" vs sv2 | vs 3rd | vs seq |");
+    println!("|{}", "---|".repeat(NAMES.len() + 4));
     let single = measure_alternating(&NAMES, rounds, |name| {
         with_contender!(name, |make| single_thread(make, &input)).as_secs_f64() * 1e3
     });
