@@ -191,7 +191,7 @@ impl BufferPool {
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), &'static str> {
         if self.frame > self.cursor || self.cursor.addr().get().checked_add(self.left).is_none() {
-            return Err("the frame's pointers are out of order");
+            return Err("the frame starts after its cursor, or its room overflows");
         }
         let ledger = &self.ledger;
         let placed_right = match ledger.map.mode() {
@@ -387,6 +387,7 @@ impl Buffer for BufferPool {
         }
         // SAFETY: the bytes were the frame's: initialised and unowned; slot `slot` now owns
         // them and the pool will not place a frame over them until the slot comes back.
+        // `commit` numbers slots below the pool's count, at most MAX_SLOTS (`PoolSlot::new`).
         let slice = unsafe { Slice::from_pool(ptr, len, PoolSlot::new(ledger.storage, slot)) };
         self.ledger.debug_check(0, self.room());
         slice

@@ -68,6 +68,8 @@ impl Slice {
         Slice { ptr, len, owner: Owner::Pool(slot) }
     }
 
+    /// An alloc-mode frame. It is rebuilt with [`heap`] when freed, so it must come from
+    /// there (the pool's frames do; and every `PinAlloc` shares one heap anyway).
     pub(crate) fn from_heap(bytes: HeapBytes) -> Self {
         let mut bytes = ManuallyDrop::new(bytes);
         let (len, capacity) = (bytes.len(), bytes.capacity());
@@ -195,8 +197,9 @@ impl Drop for Slice {
     #[inline]
     fn drop(&mut self) {
         match self.owner {
-            // SAFETY: this slice's slot is still out, so its storage is live, and nothing
-            // touches the slice's bytes after this (`from_pool`'s contract).
+            // SAFETY: this slice's slot is still out, so its storage is live; nothing
+            // touches the slice's bytes after this (`from_pool`'s contract), and `drop` runs
+            // once, so the slot is released once.
             Owner::Pool(slot) => unsafe { slot.release() },
             // SAFETY: `drop` runs once.
             _ => unsafe { self.free_heap() },

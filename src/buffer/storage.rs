@@ -125,10 +125,14 @@ const SLOT_BITS: usize = align_of::<Header>() - 1;
 const _: () = assert!(align_of::<Header>() >= super::slot_map::MAX_SLOTS);
 
 impl PoolSlot {
-    /// Slot `slot` (`< MAX_SLOTS`) of `storage`.
+    /// Slot `slot` of `storage`.
+    ///
+    /// # Safety
+    /// `slot < MAX_SLOTS`: a larger number would spill into the header's address, and the
+    /// slot's release would act on memory that is not the storage's.
     #[inline]
-    pub(crate) fn new(storage: Storage, slot: usize) -> Self {
-        debug_assert!(slot <= SLOT_BITS);
+    pub(crate) unsafe fn new(storage: Storage, slot: usize) -> Self {
+        debug_assert!(slot < super::slot_map::MAX_SLOTS);
         // The header is aligned to 64, so its low six bits are free (`map_addr` keeps its
         // provenance for `storage`).
         PoolSlot(storage.header.cast::<u8>().map_addr(|addr| addr | slot))
@@ -140,14 +144,13 @@ impl PoolSlot {
         self.0.addr().get() & SLOT_BITS
     }
 
+    /// The storage: the packed pointer with the slot number cleared.
     #[inline]
     fn storage(self) -> Storage {
-        // Clearing the slot number gives back the header's address, non-zero since the
-        // header's address was.
-        let header = self.0.map_addr(|addr| {
-            core::num::NonZeroUsize::new(addr.get() & !SLOT_BITS).expect("a header address is non-zero")
-        });
-        Storage { header: header.cast() }
+        let header = self.0.as_ptr().map_addr(|addr| addr & !SLOT_BITS);
+        // SAFETY: clearing the slot number gives back the header's address exactly (`new`
+        // set only bits the alignment left zero), and that address is non-null.
+        Storage { header: unsafe { NonNull::new_unchecked(header) }.cast() }
     }
 
     /// Gives the slot back to its pool, and frees the storage if the pool is gone and this

@@ -15,8 +15,14 @@ const TAG_STEP: u32 = 0;
 /// `(tag << 32) | !index`: the index is stored inverted so that the empty stack (index
 /// [`NIL`], tag 0) is the word 0, and a static array of stacks is all zero bytes (`.bss`,
 /// resident only where touched, instead of `.data`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Tagged(u64);
+
+impl core::fmt::Debug for Tagged {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Tagged").field("index", &self.index()).field("tag", &self.tag()).finish()
+    }
+}
 
 impl Tagged {
     /// The empty stack, tag 0: the word 0.

@@ -198,8 +198,8 @@ impl Head {
 
 /// A lock-free LIFO stack of nodes from a [`NodePool`], safe against ABA.
 ///
-/// `P` is how the stack reaches its pool ([`PoolRef`]): `&'static NodePool<T>` for statics
-/// (the allocator's depots), `&NodePool<T>` for scoped use, `Arc<NodePool<T>>` for owned
+/// `P` is how the stack reaches its pool ([`PoolRef`]): a zero-sized handle to a static
+/// pool (the allocator's depots), `&NodePool<T>` for scoped use, `Arc<NodePool<T>>` for owned
 /// pools (the buffer pools). Any number of stacks can share one pool, and nodes move between them
 /// as [`Owned`] tokens; a stack accepts only nodes of its own pool.
 ///
