@@ -72,9 +72,14 @@ impl Slice {
     /// there (the pool's frames do; and every `PinAlloc` shares one heap anyway).
     pub(crate) fn from_heap(bytes: HeapBytes) -> Self {
         let mut bytes = ManuallyDrop::new(bytes);
-        let (len, capacity) = (bytes.len(), bytes.capacity());
-        let ptr = NonNull::new(bytes.as_mut_ptr()).expect("a vector's pointer is non-null");
-        Slice { ptr, len, owner: Owner::Heap { capacity } }
+        Self::from_vector_parts(bytes.as_mut_ptr(), bytes.len(), Owner::Heap { capacity: bytes.capacity() })
+    }
+
+    /// A slice over a vector taken apart (left in a `ManuallyDrop`): its pointer, its
+    /// length, and `owner` holding its capacity.
+    fn from_vector_parts(ptr: *mut u8, len: usize, owner: Owner) -> Self {
+        let ptr = NonNull::new(ptr).expect("a vector's pointer is non-null");
+        Slice { ptr, len, owner }
     }
 
     /// An empty slice owning nothing.
@@ -169,9 +174,7 @@ impl AsMut<[u8]> for Slice {
 impl From<Vec<u8>> for Slice {
     fn from(bytes: Vec<u8>) -> Self {
         let mut bytes = ManuallyDrop::new(bytes);
-        let (len, capacity) = (bytes.len(), bytes.capacity());
-        let ptr = NonNull::new(bytes.as_mut_ptr()).expect("a vector's pointer is non-null");
-        Slice { ptr, len, owner: Owner::Vec { capacity } }
+        Slice::from_vector_parts(bytes.as_mut_ptr(), bytes.len(), Owner::Vec { capacity: bytes.capacity() })
     }
 }
 

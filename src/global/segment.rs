@@ -209,7 +209,7 @@ pub(crate) struct SegmentOptions {
 
 /// Segments mapped before the transparent-huge-page policy applies: the first
 /// `BASE_PAGE_SEGMENTS` (8 MiB) follow the kernel's setting.
-pub(crate) const BASE_PAGE_SEGMENTS: usize = 2;
+const BASE_PAGE_SEGMENTS: usize = 2;
 
 /// What the segment mapped when `mapped` segments exist asks of huge pages. A small heap
 /// gains little from 2 MiB pages (its pages fit the TLB anyway) and pays for them in RSS: a

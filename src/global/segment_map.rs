@@ -91,24 +91,26 @@ pub(crate) fn remove(addr: usize, kind: Chunk) {
     }
 }
 
+/// Whether `map` has the bit of the chunk holding `addr`.
+#[inline(always)]
+fn has(map: &[AtomicU64; WORDS], addr: usize) -> bool {
+    match slot(addr) {
+        // Acquire pairs with the Release in `insert`.
+        Some((word, bit)) => map[word].load(Ordering::Acquire) & bit != 0,
+        None => false,
+    }
+}
+
 /// Whether the chunk holding `addr` is the allocator's.
 #[inline(always)]
 pub(crate) fn contains(addr: usize) -> bool {
-    match slot(addr) {
-        // Acquire pairs with the Release in `insert`.
-        Some((word, bit)) => MAP[word].load(Ordering::Acquire) & bit != 0,
-        None => false,
-    }
+    has(&MAP, addr)
 }
 
 /// Whether the chunk holding `addr` is one of the allocator's small-block segments.
 #[inline(always)]
 pub(crate) fn is_small(addr: usize) -> bool {
-    match slot(addr) {
-        // Acquire pairs with the Release in `insert`.
-        Some((word, bit)) => SMALL[word].load(Ordering::Acquire) & bit != 0,
-        None => false,
-    }
+    has(&SMALL, addr)
 }
 
 #[cfg(all(test, not(miri)))]
