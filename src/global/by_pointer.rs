@@ -34,6 +34,7 @@ use super::thread_cache::FreeList;
 use super::{PinAlloc, debug_checks, segment_map, thread_cache};
 use crate::os;
 use core::alloc::{GlobalAlloc, Layout};
+use core::hint::select_unpredictable;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering;
 
@@ -172,14 +173,15 @@ impl PinAlloc {
             let cache = thread_cache::current();
             // Relaxed: a hint (see `Span::owner`).
             let holder = (*span).owner.load(Ordering::Relaxed);
-            // Two arms rather than one push onto a chosen list: the common case (a span this
-            // thread holds) is then a compare and a branch.
-            if holder == (*cache).token || holder == NO_OWNER {
-                if !(*cache).bins.get_unchecked_mut(class).try_push(ptr) {
-                    self.free_small_slow(ptr, class, FreeList::Own);
-                }
-            } else if !(*cache).remote.get_unchecked_mut(class).try_push(ptr) {
-                self.free_small_slow(ptr, class, FreeList::Others);
+            // The list is chosen by data, not by a branch: in a steady state about half the
+            // blocks come from the span this thread carves and half from spans no one holds,
+            // and a branch on either test goes each way at random (larson mispredicted every
+            // other free so, and took 1.4 times mimalloc's time).
+            let others = (holder != (*cache).token) & (holder != NO_OWNER);
+            let lists = select_unpredictable(others, &raw mut (*cache).remote, &raw mut (*cache).bins);
+            if !(*lists).get_unchecked_mut(class).try_push(ptr) {
+                let list = select_unpredictable(others, FreeList::Others, FreeList::Own);
+                self.free_small_slow(ptr, class, list);
             }
         }
     }
