@@ -7,6 +7,11 @@
 //! of the rounds' ratios. Targets: a get+drop pair ≤ 3 ns and ≤ 0.5× the ArrayQueue pool;
 //! passing buffers between 2 threads ≤ 0.7× the ArrayQueue pool.
 //!
+//! The `carried` contender has no pool and no buffer (16 bytes ride inside the guard): on
+//! one thread it is no work at all; between 2 threads it is the queue that carries the
+//! guards with nothing else to do, which is not cheaper than with a pool (see
+//! `pools.rs`). The last column is pinalloc's ratio to it.
+//!
 //! `… --bin pools -- one SCENARIO NAME N` runs one scenario (`pair`, `pass`) N times on one
 //! contender, for a profiler.
 
@@ -22,7 +27,11 @@ fn row(title: &str, measured: &Alternated) {
     for v in measured.medians() {
         print!(" {v:>9.2} |");
     }
-    println!(" {:>8.2} |", measured.ratio("pinalloc", "arrayqueue"));
+    println!(
+        " {:>8.2} | {:>8.2} |",
+        measured.ratio("pinalloc", "arrayqueue"),
+        measured.ratio("pinalloc", "carried")
+    );
 }
 
 fn main() {
@@ -44,8 +53,8 @@ fn main() {
     for name in NAMES {
         print!(" {name:>9} |");
     }
-    println!(" pinalloc / arrayqueue (median of rounds) |");
-    println!("|{}", "---|".repeat(NAMES.len() + 2));
+    println!(" pinalloc / arrayqueue (median of rounds) | pinalloc / carried |");
+    println!("|{}", "---|".repeat(NAMES.len() + 3));
     let pair = measure_alternating(&NAMES, rounds, |name| with_pool!(name, |c| get_drop_pair(&c, PAIRS)));
     row("get+drop pair, one thread", &pair);
     let pass =
