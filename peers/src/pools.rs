@@ -199,26 +199,27 @@ impl PoolContender for OPool {
 #[derive(Default)]
 pub struct FreshVec;
 
-/// A fresh, unpooled buffer.
-pub struct Fresh(Vec<u8>);
+/// A guard that owns its bytes (no pool to return them to): a fresh `Vec` for
+/// [`FreshVec`], an inline array for [`Carried`].
+pub struct Owned<B>(B);
 
-impl std::ops::Deref for Fresh {
+impl<B: AsRef<[u8]>> std::ops::Deref for Owned<B> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.0
+        self.0.as_ref()
     }
 }
 
-impl DerefMut for Fresh {
+impl<B: AsRef<[u8]> + AsMut<[u8]>> DerefMut for Owned<B> {
     fn deref_mut(&mut self) -> &mut [u8] {
-        &mut self.0
+        self.0.as_mut()
     }
 }
 
 impl PoolContender for FreshVec {
-    type Guard<'a> = Fresh;
+    type Guard<'a> = Owned<Vec<u8>>;
     #[inline]
-    fn get(&self) -> Fresh {
+    fn get(&self) -> Owned<Vec<u8>> {
         let mut v = Vec::with_capacity(BUFFER);
         // SAFETY: capacity is BUFFER; the bytes are only written before read (the scenarios
         // write the first byte and read only it), as a pool's recycled buffer would be.
@@ -226,7 +227,7 @@ impl PoolContender for FreshVec {
         unsafe {
             v.set_len(BUFFER)
         };
-        Fresh(v)
+        Owned(v)
     }
 }
 
@@ -235,27 +236,11 @@ impl PoolContender for FreshVec {
 #[derive(Default)]
 pub struct Carried;
 
-/// A guard that is its own (16-byte) buffer.
-pub struct CarriedBytes([u8; 16]);
-
-impl std::ops::Deref for CarriedBytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl DerefMut for CarriedBytes {
-    fn deref_mut(&mut self) -> &mut [u8] {
-        &mut self.0
-    }
-}
-
 impl PoolContender for Carried {
-    type Guard<'a> = CarriedBytes;
+    type Guard<'a> = Owned<[u8; 16]>;
     #[inline]
-    fn get(&self) -> CarriedBytes {
-        CarriedBytes([0; 16])
+    fn get(&self) -> Owned<[u8; 16]> {
+        Owned([0; 16])
     }
 }
 
