@@ -29,17 +29,24 @@ fn row(title: &str, unit: &str, measured: &Alternated, bytes_ratio: bool) {
     );
 }
 
+/// One scenario on one contender, once: milliseconds (nanoseconds per frame for `cycle`).
+/// Not inlined, so that the table and `one` run the same machine code: inlined into a
+/// caller, the write loop compiles differently with each (about 20% apart, measured).
+#[inline(never)]
+fn measure(scenario: &str, name: &str, input: &Input) -> f64 {
+    match scenario {
+        "single" => with_contender!(name, |make| single_thread(make, input)).as_secs_f64() * 1e3,
+        "send" => with_contender!(name, |make| send_to_thread(make, input, false)).as_secs_f64() * 1e3,
+        "wait" => with_contender!(name, |make| send_to_thread(make, input, true)).as_secs_f64() * 1e3,
+        "cycle" => with_contender!(name, |make| frame_cycle(make, 2_000_000)),
+        other => panic!("no scenario {other}: single, send, wait or cycle"),
+    }
+}
+
 /// One scenario on one contender, `n` times, printing each time.
 fn one(scenario: &str, name: &str, n: usize, input: &Input) {
     for _ in 0..n {
-        let value = match scenario {
-            "single" => with_contender!(name, |make| single_thread(make, input)).as_secs_f64() * 1e3,
-            "send" => with_contender!(name, |make| send_to_thread(make, input, false)).as_secs_f64() * 1e3,
-            "wait" => with_contender!(name, |make| send_to_thread(make, input, true)).as_secs_f64() * 1e3,
-            "cycle" => with_contender!(name, |make| frame_cycle(make, 2_000_000)),
-            other => panic!("no scenario {other}: single, send, wait or cycle"),
-        };
-        println!("{value:.3}");
+        println!("{:.3}", measure(scenario, name, input));
     }
 }
 
@@ -57,20 +64,12 @@ fn main() {
     }
     println!(" vs sv2 | vs 3rd | vs seq |");
     println!("|{}", "---|".repeat(NAMES.len() + 4));
-    let single = measure_alternating(&NAMES, rounds, |name| {
-        with_contender!(name, |make| single_thread(make, &input)).as_secs_f64() * 1e3
-    });
+    let single = measure_alternating(&NAMES, rounds, |name| measure("single", name, &input));
     row("single thread", "ms (3rd: do-nothing)", &single, false);
-    let send = measure_alternating(&NAMES, rounds, |name| {
-        with_contender!(name, |make| send_to_thread(make, &input, false)).as_secs_f64() * 1e3
-    });
+    let send = measure_alternating(&NAMES, rounds, |name| measure("send", name, &input));
     row("sent to a thread", "ms (3rd: do-nothing)", &send, false);
-    let wait = measure_alternating(&NAMES, rounds, |name| {
-        with_contender!(name, |make| send_to_thread(make, &input, true)).as_secs_f64() * 1e3
-    });
+    let wait = measure_alternating(&NAMES, rounds, |name| measure("wait", name, &input));
     row("sent, waiting for both", "ms (3rd: do-nothing)", &wait, false);
-    let cycle = measure_alternating(&NAMES, rounds, |name| {
-        with_contender!(name, |make| frame_cycle(make, 2_000_000))
-    });
+    let cycle = measure_alternating(&NAMES, rounds, |name| measure("cycle", name, &input));
     row("64 B frame cycle", "ns (3rd: bytes)", &cycle, true);
 }
