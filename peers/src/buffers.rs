@@ -325,6 +325,7 @@ fn write_message<C: Contender>(c: &mut C, input: &Input, offset: usize, len: usi
 }
 
 /// Scenario 1, one thread: write, take, write, take, drop both.
+#[inline(never)] // each contender's loop compiled on its own (see `bin/buffers.rs`)
 pub fn single_thread<C: Contender>(make: impl FnOnce() -> C, input: &Input) -> Duration {
     let mut c = make();
     let start = Instant::now();
@@ -396,6 +397,7 @@ impl<F: Send + 'static> Drop for Receiver<F> {
 /// Scenarios 2 and 3: each frame is sent to another thread, which drops it `HOLD` later;
 /// with `wait`, each iteration waits until both of its frames were dropped. The receiving
 /// thread is spawned before the clock starts and joined after it stops.
+#[inline(never)] // each contender's loop compiled on its own (see `bin/buffers.rs`)
 pub fn send_to_thread<C: Contender>(make: impl FnOnce() -> C, input: &Input, wait: bool) -> Duration {
     let mut c = make();
     let receiver = Receiver::<C::Frame>::spawn();
@@ -417,6 +419,7 @@ pub fn send_to_thread<C: Contender>(make: impl FnOnce() -> C, input: &Input, wai
 
 /// The 64 B frame cycle: write 64 bytes, take the frame, drop it; `n` times. Returns
 /// nanoseconds per cycle.
+#[inline(never)] // each contender's loop compiled on its own (see `bin/buffers.rs`)
 pub fn frame_cycle<C: Contender>(make: impl FnOnce() -> C, n: usize) -> f64 {
     let mut c = make();
     let data = [0x5au8; 64];
