@@ -49,10 +49,12 @@ pub const DEFAULT_SLOTS: usize = 8;
 ///
 /// A count of bytes left rather than a limit pointer because the write loop then needs the
 /// fewest instructions: a write compares `len` with `left`, subtracts it and bumps `cursor`
-/// (against a limit it would also compute `limit - cursor` every time).
+/// (against a limit it would also compute `limit - cursor` every time). The frame's start
+/// lives in the ledger: the loop does not read it, and a value the loop keeps alive for its
+/// slow path takes one of the six registers a call preserves; with the start held here the
+/// compiler ran out of them and reloaded the caller's own loop state from the stack on
+/// every write (about 20% of the single-thread benchmark, measured).
 pub struct BufferPool {
-    /// Start of the frame being written.
-    frame: NonNull<u8>,
     /// End of the bytes written so far: where the next write goes.
     cursor: NonNull<u8>,
     /// Bytes after `cursor` the frame may still grow into where it is.
@@ -79,6 +81,8 @@ fn frame_length(written: usize, len: usize) -> usize {
 
 /// Everything but the frame state, out of line (see the module docs).
 struct Ledger {
+    /// Start of the frame being written (the pool's invariant calls it `frame`).
+    frame: NonNull<u8>,
     storage: Storage,
     /// Offset of the frame in the storage's bytes (pool modes).
     frame_start: usize,
@@ -125,7 +129,9 @@ impl BufferPool {
             return Err(PoolError::InvalidSlotCount { slots });
         }
         let storage = Storage::allocate(capacity)?;
+        let frame = storage.bytes();
         let ledger = Box::new(Ledger {
+            frame,
             storage,
             frame_start: 0,
             map: SlotMap::new(capacity, slots),
@@ -133,8 +139,7 @@ impl BufferPool {
             heap_hint: 0,
             start: 0,
         });
-        let frame = storage.bytes();
-        Ok(BufferPool { frame, cursor: frame, left: capacity, ledger })
+        Ok(BufferPool { cursor: frame, left: capacity, ledger })
     }
 
     /// Bytes of preallocated storage.
@@ -190,17 +195,17 @@ impl BufferPool {
     /// and every taken frame).
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), &'static str> {
-        if self.frame > self.cursor || self.cursor.addr().get().checked_add(self.left).is_none() {
+        if self.ledger.frame > self.cursor || self.cursor.addr().get().checked_add(self.left).is_none() {
             return Err("the frame starts after its cursor, or its room overflows");
         }
         let ledger = &self.ledger;
         let placed_right = match ledger.map.mode() {
             PoolMode::Alloc => {
                 self.room() == 0
-                    || (self.frame.as_ptr().cast_const() == ledger.heap.as_ptr()
+                    || (ledger.frame.as_ptr().cast_const() == ledger.heap.as_ptr()
                         && self.room() == ledger.heap.len())
             }
-            _ => self.frame == ledger.byte(ledger.frame_start),
+            _ => ledger.frame == ledger.byte(ledger.frame_start),
         };
         if !placed_right {
             return Err("the frame is not where the ledger says");
@@ -211,7 +216,7 @@ impl BufferPool {
     /// Length of the frame written so far.
     #[inline]
     fn written(&self) -> usize {
-        self.cursor.addr().get() - self.frame.addr().get()
+        self.cursor.addr().get() - self.ledger.frame.addr().get()
     }
 
     /// How long the frame may grow where it is.
@@ -226,7 +231,7 @@ impl BufferPool {
     /// `written <= room`, and `[frame, frame + room)` is memory the frame invariant allows.
     #[inline]
     unsafe fn set_frame(&mut self, frame: NonNull<u8>, written: usize, room: usize) {
-        self.frame = frame;
+        self.ledger.frame = frame;
         // SAFETY: `written <= room` and `frame + room` is within (or one past) the frame's
         // allocation (the caller's contract).
         self.cursor = unsafe { frame.add(written) };
@@ -236,12 +241,12 @@ impl BufferPool {
     /// The frame written so far.
     fn frame(&self) -> &[u8] {
         // SAFETY: `[frame, cursor)` is initialised and unowned (invariant).
-        unsafe { core::slice::from_raw_parts(self.frame.as_ptr(), self.written()) }
+        unsafe { core::slice::from_raw_parts(self.ledger.frame.as_ptr(), self.written()) }
     }
 
     fn frame_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `frame`; `&mut self` makes the access exclusive.
-        unsafe { core::slice::from_raw_parts_mut(self.frame.as_ptr(), self.written()) }
+        unsafe { core::slice::from_raw_parts_mut(self.ledger.frame.as_ptr(), self.written()) }
     }
 }
 
@@ -282,14 +287,15 @@ impl Ledger {
         unsafe { self.storage.bytes().add(offset) }
     }
 
-    /// The slow path of `get_writable`: finds room for the frame at `frame` (`written`
+    /// The slow path of `get_writable`: finds room for the frame (`written`
     /// bytes so far) to grow to `needed` bytes (`written <= needed <= isize::MAX`, checked by
     /// [`frame_length`]), moving it if needed. Returns the frame's new start and room.
     ///
     /// `extern "C"` so that it cannot unwind (see the module docs): a panic in it aborts.
     #[cold]
     #[inline(never)]
-    extern "C" fn make_room(&mut self, frame: NonNull<u8>, written: usize, needed: usize) -> Room {
+    extern "C" fn make_room(&mut self, written: usize, needed: usize) -> Room {
+        let frame = self.frame;
         debug_assert!(written <= needed && needed <= isize::MAX as usize);
         let in_pool = self.map.mode() != PoolMode::Alloc;
         if in_pool || written == 0 {
@@ -350,7 +356,7 @@ impl Buffer for BufferPool {
             let written = self.written();
             // Checked here, before the pool changes, so that a panic leaves it as it was.
             let needed = frame_length(written, len);
-            let room = self.ledger.make_room(self.frame, written, needed);
+            let room = self.ledger.make_room(written, needed);
             // SAFETY: `make_room` returns a frame holding the `written` bytes, with room for
             // `needed >= written`, in memory the frame invariant allows.
             unsafe { self.set_frame(room.frame, written, room.room) };
@@ -369,7 +375,7 @@ impl Buffer for BufferPool {
         let len = self.written();
         let ledger = &mut *self.ledger;
         if ledger.map.mode() == PoolMode::Alloc {
-            (self.frame, self.cursor, self.left) = (NonNull::dangling(), NonNull::dangling(), 0);
+            (ledger.frame, self.cursor, self.left) = (NonNull::dangling(), NonNull::dangling(), 0);
             return ledger.take_heap_frame(len);
         }
         if len == 0 {
@@ -377,11 +383,11 @@ impl Buffer for BufferPool {
         }
         let start = ledger.frame_start;
         let slot = ledger.map.commit(start, start + len);
-        let ptr = self.frame;
+        let ptr = ledger.frame;
         ledger.frame_start = start + len;
         // The next frame starts where this one ends, with the rest of the placement as room
         // if a slot is left for it.
-        self.frame = self.cursor;
+        ledger.frame = self.cursor;
         if !ledger.map.has_free_slot() {
             self.left = 0;
         }
