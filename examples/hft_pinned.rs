@@ -222,6 +222,11 @@ impl<A: Allocator + Copy> Strategy<A> {
 
 // ---------------------------------------------------------------- one run
 
+/// An empty histogram of nanoseconds, 1 ns to 60 s, three significant digits.
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds")
+}
+
 struct Report {
     histogram: Histogram<u64>,
     messages: u64,
@@ -286,8 +291,7 @@ fn run<B: Buffers, A: Allocator + Copy + Send>(
             strategies.push(s.spawn(move || {
                 pin(&format!("strategy {p}"), strategy_core, say);
                 let mut strategy = Strategy::new(alloc);
-                let mut histogram =
-                    Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds");
+                let mut histogram = latency_histogram();
                 let mut expected = 0;
                 while expected < per_pipeline {
                     let Some(packet) = queue.pop() else {
@@ -307,7 +311,7 @@ fn run<B: Buffers, A: Allocator + Copy + Send>(
         strategies.into_iter().map(|s| s.join().expect("strategy thread")).collect()
     });
     let elapsed = start.elapsed();
-    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds");
+    let mut histogram = latency_histogram();
     let mut orders = 0;
     for (h, sent) in results {
         histogram.add(&h).expect("same bounds");
@@ -329,8 +333,7 @@ fn machine_alone(cores: &[usize], seconds: f64, rate: u64) -> Report {
                 let core = cores.get(t).or(cores.first()).copied();
                 s.spawn(move || {
                     pin("", core, false);
-                    let mut histogram =
-                        Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds");
+                    let mut histogram = latency_histogram();
                     let mut next = Instant::now();
                     for _ in 0..ticks {
                         let mut now = Instant::now();
@@ -349,7 +352,7 @@ fn machine_alone(cores: &[usize], seconds: f64, rate: u64) -> Report {
         workers.into_iter().map(|w| w.join().expect("machine thread")).collect()
     });
     let elapsed = start.elapsed();
-    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds");
+    let mut histogram = latency_histogram();
     for h in histograms {
         histogram.add(&h).expect("same bounds");
     }
@@ -411,15 +414,18 @@ fn main() {
     println!(
         "|-------------------|---------:|---------:|---------:|---------:|--------:|-------:|---------:|"
     );
-    for (name, report) in [("pinalloc", &ours), ("system malloc", &theirs), ("machine alone", &machine)] {
+    let rows =
+        [("pinalloc", &ours, true), ("system malloc", &theirs, true), ("machine alone", &machine, false)];
+    for (name, report, pipeline) in rows {
         let h = &report.histogram;
-        let (rate, orders) = if report.orders == 0 {
-            ("-".to_string(), "-".to_string())
-        } else {
+        // The machine row has ticks, not messages: no throughput, no orders.
+        let (rate, orders) = if pipeline {
             (
                 format!("{:.0}", report.messages as f64 / report.elapsed.as_secs_f64()),
                 report.orders.to_string(),
             )
+        } else {
+            ("-".to_string(), "-".to_string())
         };
         println!(
             "| {name:<17} | {:>8} | {:>8} | {:>8} | {:>8} | {rate:>7} | {orders:>6} | {:>8} |",

@@ -1,8 +1,8 @@
 //! Criterion benches of pinalloc's `BufferPool` against buffer_sv2 3.0.1, pinalloc's
-//! `BufferFromSystemMemory`, a mutex-protected pool, `bytes::BytesMut`, the sequential-write floor and the do-nothing
-//! bound, on buffer_sv2's scenarios (`src/buffers.rs`) and the 64 B frame cycle. The ratio
-//! table is `cargo run --release --manifest-path peers/Cargo.toml --bin buffers`. Run:
-//! `cargo bench --manifest-path peers/Cargo.toml --bench buffers`.
+//! `BufferFromSystemMemory`, a mutex-protected pool, `bytes::BytesMut`, the sequential-write
+//! floor and the do-nothing bound, on buffer_sv2's scenarios (`src/buffers.rs`) and the 64 B
+//! frame cycle. The ratio table is `cargo run --release --manifest-path peers/Cargo.toml
+//! --bin buffers`. Run: `cargo bench --manifest-path peers/Cargo.toml --bench buffers`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use pinalloc_peers::buffers::{Input, NAMES};

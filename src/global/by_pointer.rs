@@ -180,7 +180,7 @@ impl PinAlloc {
             let others = (holder != (*cache).token) & (holder != NO_OWNER);
             let lists = select_unpredictable(others, &raw mut (*cache).remote, &raw mut (*cache).bins);
             if !(*lists).get_unchecked_mut(class).try_push(ptr) {
-                let list = select_unpredictable(others, FreeList::Others, FreeList::Own);
+                let list = if others { FreeList::Others } else { FreeList::Own };
                 self.free_small_slow(ptr, class, list);
             }
         }

@@ -31,7 +31,7 @@ fn row(title: &str, unit: &str, measured: &Alternated, bytes_ratio: bool) {
 
 /// One scenario on one contender, once: milliseconds (nanoseconds per frame for `cycle`).
 /// Not inlined, so that the table and `one` run the same machine code: inlined into a
-/// caller, the write loop compiles differently with each (about 20% apart, measured).
+/// caller, the write loop compiled differently with each (25% apart, measured).
 #[inline(never)]
 fn measure(scenario: &str, name: &str, input: &Input) -> f64 {
     match scenario {
