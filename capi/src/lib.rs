@@ -58,6 +58,15 @@
 //! memory, not by a background thread: a preloaded library must not add threads to
 //! programs that count them (or `fork` and expect to be alone). `pinalloc_purge()`
 //! returns everything free at once.
+//!
+//! # Huge pages
+//! The library follows the kernel's transparent-huge-page setting (`madvise` on most
+//! distributions: base pages), where the crate's default asks for huge pages on heaps past
+//! 8 MiB. A C program's heap is many small blocks replaced at random, and there a 2 MiB page
+//! is resident as soon as one block on it lives: on `mixed-small` (90 MiB of live blocks)
+//! asking for them raised peak RSS from 94 to 125 MiB and did not make the run faster
+//! (1.23 against 1.07 times mimalloc's time, medians of 12 alternating runs).
+//! `PINALLOC_THP=always` asks for them anyway.
 
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
