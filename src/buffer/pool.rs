@@ -195,10 +195,10 @@ impl BufferPool {
     /// and every taken frame).
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), &'static str> {
-        if self.ledger.frame > self.cursor || self.cursor.addr().get().checked_add(self.left).is_none() {
+        let ledger = &self.ledger;
+        if ledger.frame > self.cursor || self.cursor.addr().get().checked_add(self.left).is_none() {
             return Err("the frame starts after its cursor, or its room overflows");
         }
-        let ledger = &self.ledger;
         let placed_right = match ledger.map.mode() {
             PoolMode::Alloc => {
                 self.room() == 0
