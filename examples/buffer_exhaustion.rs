@@ -1,5 +1,6 @@
 //! Pool exhaustion: hold more frames than the pool has slots and watch it switch to alloc
-//! mode (frames on the heap), then come back to its storage as slices are dropped.
+//! mode (frames on the heap, in spill buffers the pool reuses), then come back to its
+//! storage as slices are dropped.
 //!
 //! `cargo run --example buffer_exhaustion`
 
@@ -11,6 +12,7 @@ fn take(pool: &mut BufferPool, label: &str, held: &mut Vec<Slice>) -> bool {
     let slice = pool.get_data_owned();
     let place = match slice.pool_slot() {
         Some(slot) => format!("pool slot {slot}"),
+        None if slice.is_spilled() => "spill buffer".to_string(),
         None => "heap".to_string(),
     };
     println!("{label:>9} -> {:<14} {}", place, pool.diagram());

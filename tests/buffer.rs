@@ -190,6 +190,74 @@ fn the_pool_leaves_alloc_mode_once_slots_come_back() {
     assert!(live.iter().enumerate().all(|(i, s)| **s == five(i + 3)));
 }
 
+/// Alloc mode's frames for a pool of 2 slots of 1 KiB, held by `slots`: frames of `len`.
+fn exhausted_pool() -> (BufferPool, Vec<Slice>) {
+    let mut pool = BufferPool::with_slots(2048, 2).unwrap();
+    let slots: Vec<Slice> = (0..2).map(|i| frame(&mut pool, &[i as u8; 1024], 100)).collect();
+    assert!(slots.iter().all(Slice::is_pooled));
+    (pool, slots)
+}
+
+#[test]
+fn alloc_mode_frames_reuse_their_spill_buffers() {
+    let (mut pool, _slots) = exhausted_pool();
+    let first = frame(&mut pool, &[7; 300], 7);
+    assert!(pool.is_alloc_mode() && first.is_spilled() && !first.is_pooled());
+    assert_eq!((first.len(), first.pool_slot()), (300, None));
+    let (at, second) = (first.as_ptr(), frame(&mut pool, &[8; 200], 9));
+    assert!(second.is_spilled() && second.as_ptr() != at, "the first buffer is still out");
+    drop(first);
+    // Written into the buffer the first slice gave back: no allocation, no zero fill.
+    let third = frame(&mut pool, &[9; 250], 10);
+    assert!(third.is_spilled() && third.as_ptr() == at);
+    assert_eq!((&*second, &*third), (&[8; 200][..], &[9; 250][..]));
+}
+
+#[test]
+fn a_spill_buffer_grows_with_its_frame() {
+    let (mut pool, _slots) = exhausted_pool();
+    drop(frame(&mut pool, &[1; 64], 8));
+    let long: Vec<u8> = (0..1500).map(|i| i as u8).collect();
+    let grown = frame(&mut pool, &long, 13);
+    assert!(grown.is_spilled());
+    assert_eq!(*grown, *long);
+}
+
+#[test]
+fn spill_buffers_kept_stay_within_the_pool_capacity() {
+    let (mut pool, _slots) = exhausted_pool();
+    let mut held: Vec<Slice> = Vec::new();
+    while held.last().is_none_or(Slice::is_spilled) {
+        assert!(held.len() < 8, "2048 bytes of budget cannot keep eight 600-byte frames");
+        held.push(frame(&mut pool, &[held.len() as u8; 600], 50));
+    }
+    let over = held.last().unwrap();
+    assert!(!over.is_pooled(), "past the budget a frame is a one-off vector");
+    assert!(held.len() > 2, "frames up to the budget are kept");
+    assert!(held.iter().enumerate().all(|(i, s)| **s == [i as u8; 600]));
+}
+
+#[test]
+fn spilled_slices_outlive_their_pool_on_any_thread() {
+    let (mut pool, slots) = exhausted_pool();
+    let spilled: Vec<Slice> = (0..3).map(|i| frame(&mut pool, &[i + 10; 100], 30)).collect();
+    drop(frame(&mut pool, &[0; 100], 30)); // a buffer back in the table, idle
+    drop(pool);
+    drop(slots);
+    let handle =
+        std::thread::spawn(move || spilled.iter().enumerate().all(|(i, s)| **s == [i as u8 + 10; 100]));
+    assert!(handle.join().unwrap(), "the last slice out frees the storage and every buffer");
+}
+
+#[test]
+fn a_pool_of_sixty_four_slots_has_no_spill_buffers() {
+    let mut pool = BufferPool::with_slots(64, MAX_SLOTS).unwrap();
+    let live: Vec<Slice> = (0..MAX_SLOTS + 2).map(|i| frame(&mut pool, &[i as u8; 1], 1)).collect();
+    assert!(pool.is_alloc_mode());
+    assert!(live.iter().all(|s| !s.is_spilled()));
+    assert_eq!(live.iter().filter(|s| s.is_pooled()).count(), MAX_SLOTS);
+}
+
 #[test]
 fn a_frame_outgrowing_its_zone_moves_with_its_bytes() {
     // To the front: the back zone is full, its oldest slot released.

@@ -19,7 +19,11 @@
 //! * **Front**: from the start of the region, up to the oldest live slot of the back.
 //! * **Alloc**: on the heap, when there is no room or every slot is out. The heap is
 //!   [`PinAlloc`](crate::PinAlloc) (the global allocator without `std`). The pool goes back
-//!   to its region at the next frame that fits.
+//!   to its region at the next frame that fits. Alloc mode's frames are written into *spill
+//!   buffers* the pool keeps and reuses once their slices drop ([`Slice::is_spilled`]), so
+//!   running out of slots costs no allocation or zero fill per frame; up to `64 - slots`
+//!   of them, holding at most the pool's capacity together. Past that a frame is a vector
+//!   of its own.
 //!
 //! The region only gives bytes back from the ends of its two zones (see
 //! `slot_map`), as in the seed. The seed's three diagrams hold, one character per slot, a
@@ -155,6 +159,7 @@ mod ownership;
 mod pool;
 mod slice;
 mod slot_map;
+mod spill;
 mod storage;
 mod system_memory;
 mod write;

@@ -31,6 +31,7 @@ use core::ptr::NonNull;
 
 use super::ownership::SlotWord;
 use super::slot_map::{MAX_SLOTS, PoolMode, SlotMap, SlotState};
+use super::spill::Spills;
 use super::storage::{HeapBytes, PoolSlot, Storage, heap};
 use super::{Buffer, PoolError, Slice, Write, WriteError};
 
@@ -87,9 +88,13 @@ struct Ledger {
     /// Offset of the frame in the storage's bytes (pool modes).
     frame_start: usize,
     map: SlotMap,
+    spills: Spills,
     /// Alloc mode's frame; its length is what is initialised, the frame its first
     /// `written` bytes.
     heap: HeapBytes,
+    /// The spill bit whose buffer `heap` is (taken out of the storage's table, so neither
+    /// idle nor out), if it is one.
+    spill: Option<usize>,
     /// Length of the last alloc-mode frame: the next one starts with that much room.
     heap_hint: usize,
     /// `danger_set_start`'s offset for `AsRef`/`AsMut`.
@@ -130,12 +135,15 @@ impl BufferPool {
         }
         let storage = Storage::allocate(capacity)?;
         let frame = storage.bytes();
+        let map = SlotMap::new(capacity, slots);
         let ledger = Box::new(Ledger {
             frame,
             storage,
             frame_start: 0,
-            map: SlotMap::new(capacity, slots),
+            spills: Spills::new(map.slots(), capacity),
+            map,
             heap: HeapBytes::new_in(heap()),
+            spill: None,
             heap_hint: 0,
             start: 0,
         });
@@ -258,8 +266,17 @@ impl Ledger {
         unsafe { self.storage.word() }
     }
 
+    /// Slots and spill bits given out whose release the pool has not taken back.
+    fn outstanding(&self) -> u64 {
+        self.map.outstanding() | self.spills.out()
+    }
+
     fn check(&self, written: usize, room: usize) -> Result<(), &'static str> {
         self.map.check()?;
+        self.spills.check(self.map.slots())?;
+        if self.spill.is_some_and(|index| self.spills.out() & (1 << index) != 0) {
+            return Err("the spill buffer being written is out with a slice");
+        }
         if written > room {
             return Err("the frame is longer than its room");
         }
@@ -300,7 +317,8 @@ impl Ledger {
         if in_pool || written == 0 {
             if self.word().any_released() {
                 let reclaimed = self.word().reclaim();
-                self.map.take_back(reclaimed);
+                self.map.take_back(reclaimed & self.map.slots());
+                self.spills.take_back(reclaimed & !self.map.slots());
             }
             if let Some(placement) = self.map.place(needed) {
                 let mut frame = self.frame;
@@ -317,32 +335,62 @@ impl Ledger {
                 self.debug_check(written, room);
                 return Room { frame, room };
             }
-            if in_pool {
-                // SAFETY: the frame's first `written` bytes are initialised and unowned.
-                let bytes = unsafe { core::slice::from_raw_parts(self.frame.as_ptr(), written) };
-                self.heap.clear();
-                self.heap.extend_from_slice(bytes);
+            // Alloc mode: a new frame goes to a spill buffer if one is idle.
+            if self.spill.is_none()
+                && let Some(index) = self.spills.take_idle()
+            {
+                // SAFETY: the pool is alive and bit `index` was idle: no slice holds it.
+                self.heap = unsafe { self.storage.take_spill(index) };
+                self.spills.unkeep(self.heap.capacity());
+                self.spill = Some(index);
             }
         }
-        let grown = needed.max(self.heap_hint).max(2 * self.heap.len()).max(64).min(isize::MAX as usize);
-        // Exactly: the doubling is ours, and the vector's own would overflow past isize::MAX.
-        self.heap.reserve_exact(grown - self.heap.len());
-        self.heap.resize(grown, 0);
+        if self.heap.len() < needed {
+            if in_pool {
+                self.heap.clear(); // stale bytes: nothing to copy when it grows
+            }
+            let grown = needed.max(self.heap_hint).max(2 * self.heap.len()).max(64).min(isize::MAX as usize);
+            // Exactly: the doubling is ours, and the vector's own would overflow past isize::MAX.
+            self.heap.reserve_exact(grown - self.heap.len());
+            // All of the capacity: a spill buffer's length is its capacity.
+            self.heap.resize(self.heap.capacity(), 0);
+        }
+        if in_pool {
+            // SAFETY: the frame's first `written` bytes are initialised and unowned; the
+            // heap vector is another allocation, at least `needed >= written` long.
+            unsafe { core::ptr::copy_nonoverlapping(self.frame.as_ptr(), self.heap.as_mut_ptr(), written) };
+        }
         let frame = NonNull::new(self.heap.as_mut_ptr()).expect("a vector's pointer is non-null");
         self.debug_check(written, self.heap.len());
         Room { frame, room: self.heap.len() }
     }
 
-    /// Takes an alloc-mode frame of `written` bytes: the heap vector itself.
+    /// Takes an alloc-mode frame of `written` bytes: the spill buffer it was written into,
+    /// or the heap vector itself.
     #[cold]
     #[inline(never)]
     fn take_heap_frame(&mut self, written: usize) -> Slice {
         if written == 0 {
             return Slice::empty();
         }
-        self.heap.truncate(written);
         self.heap_hint = written;
-        Slice::from_heap(core::mem::replace(&mut self.heap, HeapBytes::new_in(heap())))
+        let mut bytes = core::mem::replace(&mut self.heap, HeapBytes::new_in(heap()));
+        if let Some(index) = self.spill.take()
+            && self.spills.give_out(index, bytes.capacity())
+        {
+            debug_assert_eq!(bytes.len(), bytes.capacity());
+            let mut bytes = core::mem::ManuallyDrop::new(bytes);
+            let ptr = NonNull::new(bytes.as_mut_ptr()).expect("a vector's pointer is non-null");
+            // SAFETY: the pool is alive; entry `index` was cleared when the buffer was taken
+            // out, and bit `index` goes to the slice below. The buffer's length is its
+            // capacity (`make_room` grows it to all of it), every byte initialised.
+            unsafe { self.storage.put_spill(index, ptr.as_ptr(), bytes.capacity()) };
+            // SAFETY: the frame's `written` bytes lie in that buffer, initialised, and the
+            // pool writes there again only after the bit comes back; `index` < MAX_SLOTS.
+            return unsafe { Slice::from_spill(ptr, written, PoolSlot::new(self.storage, index)) };
+        }
+        bytes.truncate(written);
+        Slice::from_heap(bytes)
     }
 }
 
@@ -420,7 +468,7 @@ impl Buffer for BufferPool {
 
     #[inline]
     fn is_droppable(&self) -> bool {
-        self.ledger.word().all_released(self.ledger.map.outstanding())
+        self.ledger.word().all_released(self.ledger.outstanding())
     }
 }
 
@@ -485,7 +533,7 @@ impl core::fmt::Display for SlotDiagram<'_> {
 
 impl Drop for BufferPool {
     fn drop(&mut self) {
-        if self.ledger.word().orphan(self.ledger.map.outstanding()) {
+        if self.ledger.word().orphan(self.ledger.outstanding()) {
             // SAFETY: `orphan` returned true: no slice is out, none will touch the storage.
             unsafe { self.ledger.storage.free() };
         }

@@ -2,7 +2,8 @@
 //!
 //! Pool-backed slices point into the pool's storage and give their slot back when dropped,
 //! on whichever thread that happens (one `fetch_xor`, see [`ownership`](super::ownership));
-//! alloc-mode frames and converted vectors own heap memory.
+//! alloc-mode frames in a spill buffer give its bit back the same way (see
+//! [`spill`](super::spill)); other alloc-mode frames and converted vectors own heap memory.
 //!
 //! A slice is four words, the same whoever owns its bytes: where they are, how many, and
 //! who frees them. Reading never asks the owner, and dropping a pool-backed slice is
@@ -41,6 +42,9 @@ const _: () = assert!(size_of::<Slice>() == 4 * size_of::<usize>(), "a slice is 
 enum Owner {
     /// A slot of a pool's storage: the bytes lie in that storage.
     Pool(PoolSlot),
+    /// A spill bit of a pool's storage: the bytes lie in the spill buffer the storage's
+    /// table holds for that bit.
+    Spill(PoolSlot),
     /// An alloc-mode frame: the raw parts of a [`HeapBytes`] with this capacity.
     Heap { capacity: usize },
     /// A vector handed in through `From<Vec<u8>>`: its raw parts, with this capacity.
@@ -66,6 +70,16 @@ impl Slice {
     #[inline]
     pub(crate) unsafe fn from_pool(ptr: NonNull<u8>, len: usize, slot: PoolSlot) -> Self {
         Slice { ptr, len, owner: Owner::Pool(slot) }
+    }
+
+    /// An alloc-mode frame in a spill buffer.
+    ///
+    /// # Safety
+    /// As for [`Slice::from_pool`], with `slot` a spill bit and `[ptr, ptr + len)` in the
+    /// buffer the storage's table holds for it.
+    #[inline]
+    pub(crate) unsafe fn from_spill(ptr: NonNull<u8>, len: usize, slot: PoolSlot) -> Self {
+        Slice { ptr, len, owner: Owner::Spill(slot) }
     }
 
     /// An alloc-mode frame. It is rebuilt with [`heap`] when freed, so it must come from
@@ -112,7 +126,15 @@ impl Slice {
         matches!(self.owner, Owner::Pool(_))
     }
 
-    /// Frees heap-owned bytes: the rare case of `drop`, kept out of its inlined path.
+    /// Whether the bytes are an alloc-mode frame in one of the pool's spill buffers, which
+    /// the pool writes into again once this slice is dropped (see the
+    /// [module docs](super#modes)).
+    pub fn is_spilled(&self) -> bool {
+        matches!(self.owner, Owner::Spill(_))
+    }
+
+    /// Frees heap-owned bytes, or releases a spill bit: the rare cases of `drop`, kept out
+    /// of its inlined path.
     ///
     /// # Safety
     /// Called once, from `drop`: the slice's heap parts are not used again.
@@ -123,6 +145,9 @@ impl Slice {
         match self.owner {
             // Nothing to free (an empty slice): a capacity of 0 allocated nothing.
             Owner::Pool(_) | Owner::Heap { capacity: 0 } | Owner::Vec { capacity: 0 } => {}
+            // SAFETY: the spill bit is still out, so its storage is live; nothing touches the
+            // buffer after this (`from_spill`'s contract), and this runs once.
+            Owner::Spill(slot) => unsafe { slot.release() },
             Owner::Heap { capacity } => {
                 // SAFETY: the raw parts of a `HeapBytes` taken apart in `from_heap`, rebuilt
                 // once (the caller's promise).

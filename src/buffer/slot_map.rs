@@ -167,6 +167,11 @@ impl SlotMap {
         self.capacity
     }
 
+    /// One bit per configured slot.
+    pub(crate) fn slots(&self) -> u64 {
+        self.all
+    }
+
     pub(crate) fn slot_count(&self) -> usize {
         self.all.count_ones() as usize
     }
