@@ -90,11 +90,8 @@ struct Ledger {
     map: SlotMap,
     spills: Spills,
     /// Alloc mode's frame; its length is what is initialised, the frame its first
-    /// `written` bytes.
+    /// `written` bytes. A spill buffer while `spills` is writing one.
     heap: HeapBytes,
-    /// The spill bit whose buffer `heap` is (taken out of the storage's table, so neither
-    /// idle nor out), if it is one.
-    spill: Option<usize>,
     /// Length of the last alloc-mode frame: the next one starts with that much room.
     heap_hint: usize,
     /// `danger_set_start`'s offset for `AsRef`/`AsMut`.
@@ -143,7 +140,6 @@ impl BufferPool {
             spills: Spills::new(map.slots(), capacity),
             map,
             heap: HeapBytes::new_in(heap()),
-            spill: None,
             heap_hint: 0,
             start: 0,
         });
@@ -274,9 +270,6 @@ impl Ledger {
     fn check(&self, written: usize, room: usize) -> Result<(), &'static str> {
         self.map.check()?;
         self.spills.check(self.map.slots())?;
-        if self.spill.is_some_and(|index| self.spills.out() & (1 << index) != 0) {
-            return Err("the spill buffer being written is out with a slice");
-        }
         if written > room {
             return Err("the frame is longer than its room");
         }
@@ -336,13 +329,12 @@ impl Ledger {
                 return Room { frame, room };
             }
             // Alloc mode: a new frame goes to a spill buffer if one is idle.
-            if self.spill.is_none()
+            if !self.spills.is_writing()
                 && let Some(index) = self.spills.take_idle()
             {
                 // SAFETY: the pool is alive and bit `index` was idle: no slice holds it.
                 self.heap = unsafe { self.storage.take_spill(index) };
                 self.spills.unkeep(self.heap.capacity());
-                self.spill = Some(index);
             }
         }
         if self.heap.len() < needed {
@@ -375,9 +367,7 @@ impl Ledger {
         }
         self.heap_hint = written;
         let mut bytes = core::mem::replace(&mut self.heap, HeapBytes::new_in(heap()));
-        if let Some(index) = self.spill.take()
-            && self.spills.give_out(index, bytes.capacity())
-        {
+        if let Some(index) = self.spills.give_out(bytes.capacity()) {
             debug_assert_eq!(bytes.len(), bytes.capacity());
             let mut bytes = core::mem::ManuallyDrop::new(bytes);
             let ptr = NonNull::new(bytes.as_mut_ptr()).expect("a vector's pointer is non-null");

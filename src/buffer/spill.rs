@@ -21,15 +21,17 @@
 //! whose buffer would exceed that, or that finds no idle bit, is a one-off heap vector as
 //! before, freed by its slice.
 
-/// The owner's view of its spill bits. Invariant: `idle` and `out` are disjoint subsets of
-/// the bits above the pool's slots; `kept` is the sum of the capacities of the buffers in
-/// the table and out with slices, at most `budget`.
+/// The owner's view of its spill bits. Invariant: `idle`, `out` and `writing` are disjoint
+/// and above the pool's slots; `kept` is the sum of the capacities of the buffers in the
+/// table and out with slices, at most `budget`.
 #[derive(Clone, Debug)]
 pub(crate) struct Spills {
     /// Bits whose buffer (or lack of one) the owner may use: not out, not being written.
     idle: u64,
     /// Bits a slice holds (given out and not reclaimed).
     out: u64,
+    /// The bit whose buffer the pool's heap vector is (out of the table, being written).
+    writing: Option<usize>,
     /// Bytes of the buffers kept (see the invariant).
     kept: usize,
     budget: usize,
@@ -38,7 +40,7 @@ pub(crate) struct Spills {
 impl Spills {
     /// The spill bits of a pool with slots `slots` (a mask), keeping at most `budget` bytes.
     pub(crate) fn new(slots: u64, budget: usize) -> Self {
-        Spills { idle: !slots, out: 0, kept: 0, budget }
+        Spills { idle: !slots, out: 0, writing: None, kept: 0, budget }
     }
 
     /// Bits a slice holds.
@@ -46,32 +48,39 @@ impl Spills {
         self.out
     }
 
-    /// Takes an idle bit for the next alloc-mode frame (the caller then takes its buffer out
-    /// of the table and reports its size to [`Spills::unkeep`]).
+    /// Whether the pool's heap vector is a spill buffer.
+    pub(crate) fn is_writing(&self) -> bool {
+        self.writing.is_some()
+    }
+
+    /// Takes an idle bit for the next alloc-mode frames to be written into; the caller then
+    /// takes its buffer out of the table and reports its size to [`Spills::unkeep`].
     pub(crate) fn take_idle(&mut self) -> Option<usize> {
+        debug_assert!(self.writing.is_none());
         let index = (self.idle != 0).then(|| self.idle.trailing_zeros() as usize)?;
         self.idle &= !(1 << index);
+        self.writing = Some(index);
         Some(index)
     }
 
-    /// The buffer of a bit just taken left the table, with `capacity` bytes.
+    /// The buffer of the bit just taken left the table, with `capacity` bytes.
     pub(crate) fn unkeep(&mut self, capacity: usize) {
         self.kept -= capacity;
     }
 
-    /// The frame written into bit `index`'s buffer (now `capacity` bytes) is being taken:
-    /// returns whether the buffer is kept (the slice holds the bit), or must leave as a
-    /// one-off vector (over budget: the bit goes back idle, without a buffer).
-    pub(crate) fn give_out(&mut self, index: usize, capacity: usize) -> bool {
-        let bit = 1 << index;
-        debug_assert!((self.idle | self.out) & bit == 0);
+    /// The frame written into the spill buffer (now `capacity` bytes), if the heap vector is
+    /// one, is being taken: returns its bit if the buffer is kept (the slice holds the bit);
+    /// `None` if the vector leaves as a one-off (not a spill buffer, or over budget: then
+    /// the bit goes back idle, without a buffer).
+    pub(crate) fn give_out(&mut self, capacity: usize) -> Option<usize> {
+        let bit = 1 << self.writing.take()?;
         if self.kept + capacity > self.budget {
             self.idle |= bit;
-            return false;
+            return None;
         }
         self.kept += capacity;
         self.out |= bit;
-        true
+        Some(bit.trailing_zeros() as usize)
     }
 
     /// Takes back spill bits released by their slices (the spill bits of a
@@ -89,8 +98,12 @@ impl Spills {
 
     /// Checks the invariant against the pool's slot mask.
     pub(crate) fn check(&self, slots: u64) -> Result<(), &'static str> {
-        if self.idle & self.out != 0 || (self.idle | self.out) & slots != 0 {
-            return Err("a spill bit is both idle and out, or is a slot");
+        let writing = self.writing.map_or(0, |index| 1 << index);
+        if self.idle & self.out != 0 || (self.idle | self.out) & writing != 0 {
+            return Err("a spill bit is in two states at once");
+        }
+        if (self.idle | self.out | writing) & slots != 0 {
+            return Err("a spill bit is a slot");
         }
         if self.kept > self.budget {
             return Err("the spill buffers kept exceed their budget");
