@@ -127,6 +127,34 @@ fn every_kind_of_block_is_owned_sized_and_freed_by_pointer() {
 }
 
 #[test]
+fn blocks_on_every_page_of_a_multi_page_span_find_their_span() {
+    // 20,000 bytes is served from a class whose spans cover several 64 KiB pages; a block
+    // past the first page finds its span through its own page's slot (`Span::back`).
+    let layout = Layout::from_size_align(20_000, 16).unwrap();
+    let blocks: Vec<*mut u8> = (0..24)
+        .map(|_| {
+            // SAFETY: a non-zero-size layout.
+            let ptr = unsafe { ALLOC.alloc(layout) };
+            assert!(!ptr.is_null());
+            ptr
+        })
+        .collect();
+    let page = |ptr: *mut u8| (ptr.addr() / (64 << 10)) % 64;
+    let pages: std::collections::BTreeSet<usize> = blocks.iter().map(|&ptr| page(ptr)).collect();
+    // 24 blocks of 20 KiB or more cover at least 480,000 bytes: more than 7 pages.
+    assert!(pages.len() >= 7, "the blocks lie on many pages: {pages:?}");
+    for &ptr in &blocks {
+        // SAFETY: `ptr` is live.
+        let usable = unsafe { usable_size(ptr) };
+        assert!((20_000..=32 << 10).contains(&usable), "usable {usable}");
+        fill(ptr, usable, 5);
+    }
+    for ptr in blocks {
+        // SAFETY: `ptr` is live and not used again.
+        unsafe { ALLOC.free(ptr) };
+    }
+}
+#[test]
 fn a_freed_large_block_is_no_longer_owned() {
     let layout = Layout::from_size_align(if cfg!(miri) { 40_000 } else { 1 << 20 }, 16).unwrap();
     // SAFETY: a non-zero-size layout.

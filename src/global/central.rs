@@ -248,7 +248,7 @@ pub(crate) fn refill(
             let s = &mut *span;
             cursor = s.next;
             take_returned(s, chain, want);
-            if carver.span.is_null() && s.carved < s.capacity {
+            if carver.span.is_null() && s.carved < u32::from(s.capacity) {
                 s.owner.store(carver.token, Ordering::Relaxed);
                 carver.span = span;
             }
@@ -275,7 +275,7 @@ pub(crate) fn refill(
                 refill.carve = Carve { next: s.start.add(next as usize * block_size(class)), left: fresh };
                 s.carved += fresh;
                 s.outstanding += fresh;
-                if s.carved == s.capacity {
+                if s.carved == u32::from(s.capacity) {
                     // Carved out: the cache lets go of it.
                     s.owner.store(NO_OWNER, Ordering::Relaxed);
                 }
