@@ -18,8 +18,10 @@
 //! the segment map's second bitmap (small-block segments only) instead of steps 1 and 2:
 //! one load says both "ours" and "small" ([`PinAlloc::free_if_owned`] is C's `free` so).
 //!
-//! That fast path has the span in hand, so it also reads the span's holder: a block of a
-//! span another thread is carving goes on a second list, which goes back to the spans
+//! That fast path reads the block's page slot in the span table, which holds the class and
+//! the span's holder (for a block past its span's first page, over 8 KiB, a copy of the
+//! class and no holder), so it also reads the holder: a block of a span another thread is
+//! carving goes on a second list, which goes back to the spans
 //! (to their holders) a batch at a time; any other block goes on the thread's list, to be
 //! reused next. A thread freeing a block it was handed by another (cache-scratch's pattern)
 //! therefore does not take that block, whose cache line the other thread may be writing,
@@ -165,14 +167,15 @@ impl PinAlloc {
     /// `ptr` is a live small block of this allocator, not used again.
     #[inline(always)]
     unsafe fn free_small(&self, ptr: *mut u8) {
-        // SAFETY: the block's span names its class (written before the block was first
+        // SAFETY: the block's page slot names its class (written before the block was first
         // handed out); the bins are this thread's.
         unsafe {
-            let span = SegmentHeader::span_of(ptr);
-            let class = (*span).class as usize;
+            let slot = SegmentHeader::page_slot(ptr);
+            let class = (*slot).class as usize;
             let cache = thread_cache::current();
-            // Relaxed: a hint (see `Span::owner`).
-            let holder = (*span).owner.load(Ordering::Relaxed);
+            // Relaxed: a hint (see `Span::owner`). A block past its span's first page (over
+            // 8 KiB: no false sharing to speak of) reads `NO_OWNER` and stays with this thread.
+            let holder = (*slot).owner.load(Ordering::Relaxed);
             // The list is chosen by data, not by a branch: in a steady state about half the
             // blocks come from the span this thread carves and half from spans no one holds,
             // and a branch on either test goes each way at random (larson mispredicted every
