@@ -209,10 +209,11 @@ impl SegmentHeader {
     ///
     /// Segments are aligned to 4 MiB, so metadata at one fixed offset in every header lands
     /// in the same few sets of every cache indexed by lower address bits (L2 by the bits
-    /// below 64 KiB, L3 by those below 2 MiB). With the table at one offset, 24 segments'
-    /// tables competed for 64 of the L2's 1024 sets, and `free`, which reads a span's line,
-    /// missed the last-level cache on about a third of its calls in mixed-small (callgrind,
-    /// 4 MiB simulated LL). Sixteen colours spread the tables over nearly every set.
+    /// below 64 KiB, L3 by those below 2 MiB). With the metadata at one offset, 24
+    /// segments' competed for 64 of the L2's 1024 sets, and `free`'s lookups missed a
+    /// simulated 4 MiB last-level cache on about a third of its calls in mixed-small
+    /// (callgrind); with sixteen colours, which spread the tables over nearly every set, on
+    /// 1% of them.
     #[inline(always)]
     pub(crate) fn spans(segment: *mut SegmentHeader) -> *mut Span {
         let colour = (segment.addr() / SEGMENT) % COLOURS;
@@ -359,6 +360,7 @@ impl Segments {
                 let slot = span.add(later);
                 (*slot).back = later as u8;
                 (*slot).class = class as u8;
+                // Relaxed, no partner: a later slot's holder never changes (see `Span::owner`).
                 (*slot).owner.store(NO_OWNER, Ordering::Relaxed);
             }
             let start = (*segment).mapping.ptr.as_ptr().add(first * PAGE);
@@ -495,6 +497,14 @@ impl Segments {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_span_capacity_fits_its_field() {
+        for class in 0..CLASSES {
+            let capacity = span_pages(class) * PAGE / block_size(class);
+            assert!(u16::try_from(capacity).is_ok(), "class {class}: {capacity} blocks");
+        }
+    }
 
     #[test]
     fn the_first_segments_leave_huge_pages_to_the_kernel() {
