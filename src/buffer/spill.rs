@@ -73,14 +73,14 @@ impl Spills {
     /// `None` if the vector leaves as a one-off (not a spill buffer, or over budget: then
     /// the bit goes back idle, without a buffer).
     pub(crate) fn give_out(&mut self, capacity: usize) -> Option<usize> {
-        let bit = 1 << self.writing.take()?;
+        let index = self.writing.take()?;
         if self.kept + capacity > self.budget {
-            self.idle |= bit;
+            self.idle |= 1 << index;
             return None;
         }
         self.kept += capacity;
-        self.out |= bit;
-        Some(bit.trailing_zeros() as usize)
+        self.out |= 1 << index;
+        Some(index)
     }
 
     /// Takes back spill bits released by their slices (the spill bits of a
