@@ -30,7 +30,7 @@
 //! nor does it pass it to a third thread through the depot (larson ran 10% slower so).
 
 use super::large;
-use super::segment::{NO_OWNER, SEGMENT, SegmentHeader, SegmentKind, Span};
+use super::segment::{SEGMENT, SegmentHeader, SegmentKind, Span};
 use super::size_class::{block_size, class_of};
 use super::thread_cache::FreeList;
 use super::{PinAlloc, debug_checks, segment_map, thread_cache};
@@ -180,7 +180,9 @@ impl PinAlloc {
             // blocks come from the span this thread carves and half from spans no one holds,
             // and a branch on either test goes each way at random (larson mispredicted every
             // other free so, and took 1.4 times mimalloc's time).
-            let others = (holder != (*cache).token) & (holder != NO_OWNER);
+            // `others` is `holder != token && holder != NO_OWNER`, as one product: two
+            // nonzero 32-bit factors have a nonzero 64-bit product.
+            let others = u64::from(holder) * u64::from(holder ^ (*cache).token) != 0;
             let lists = select_unpredictable(others, &raw mut (*cache).remote, &raw mut (*cache).bins);
             if !(*lists).get_unchecked_mut(class).try_push(ptr) {
                 let list = if others { FreeList::Others } else { FreeList::Own };

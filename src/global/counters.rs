@@ -1,7 +1,8 @@
 //! Per-class cache statistics, kept off the fast path's critical work.
 //!
 //! A hit (an allocation or free served by the thread's own list) is counted by the fast path
-//! in the thread's [`Bin`], on the cache line it touches anyway: one increment, no atomic.
+//! in the thread's [`Bin`], on the cache line it touches anyway: one increment, no atomic,
+//! for an allocation; none for a free, whose hits the bin derives from its length.
 //! Every slow path of the thread (a miss) folds the bin's hits into the class's global
 //! counters here and counts itself, so a thread's figures reach [`snapshot`] at its next
 //! miss or at its exit; [`super::PinAlloc::stats`] adds the calling thread's own unfolded
@@ -38,11 +39,12 @@ pub(crate) enum Miss {
 /// Moves `bin`'s hits into the class's counters.
 pub(crate) fn fold(class: usize, bin: &mut Bin) {
     let c = &COUNTERS[class];
-    if bin.alloc_hits != 0 {
-        c.alloc_hits.fetch_add(core::mem::take(&mut bin.alloc_hits), Ordering::Relaxed);
+    let (alloc_hits, free_hits) = bin.take_hits();
+    if alloc_hits != 0 {
+        c.alloc_hits.fetch_add(alloc_hits, Ordering::Relaxed);
     }
-    if bin.free_hits != 0 {
-        c.free_hits.fetch_add(core::mem::take(&mut bin.free_hits), Ordering::Relaxed);
+    if free_hits != 0 {
+        c.free_hits.fetch_add(free_hits, Ordering::Relaxed);
     }
 }
 

@@ -30,26 +30,35 @@ use super::size_class::{CLASSES, block_size};
 use core::ptr;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-/// One class's free list in a thread cache. Frees push while `count < limit`; a refill may
-/// install more than `limit` blocks (a span's whole free list), which only sends the next
-/// free to the slow path sooner.
+/// One class's free list in a thread cache. Frees push while the list has room; a refill
+/// may install more than its limit (a span's whole free list), which leaves the room
+/// negative and only sends the next free to the slow path sooner.
+///
+/// The fast paths touch three fields: `head`, `room` and (allocation only) `alloc_hits`.
+/// Free hits are not counted but derived: a free hit is the one change that raises
+/// `alloc_hits - room` (an allocation hit raises both terms, which cancels), so
+/// `alloc_hits - room - base` counts them, as long as every other change of the list's
+/// length moves `base` with it ([`Bin::uncounted`]).
 #[derive(Clone, Copy)]
 #[repr(C)]
 pub(crate) struct Bin {
     pub head: *mut Block,
-    pub count: u32,
-    /// Blocks the list may hold before it is swapped out; 0 while the cache is not set up.
-    pub limit: u32,
-    /// Allocations and frees served by this list since the last fold into the class's
-    /// statistics (see [`super::counters`]); on the line the fast path touches anyway.
-    pub alloc_hits: u64,
-    pub free_hits: u64,
+    /// Blocks the list may still take before it is swapped out: its limit less its length.
+    room: i32,
+    /// What `room` is counted from; 0 while the cache is not set up.
+    limit: u32,
+    /// Allocations served by this list since the last fold into the class's statistics
+    /// (see [`super::counters`]); on the line the fast path touches anyway.
+    alloc_hits: u64,
+    /// `alloc_hits - room` when no free hits were pending (wrapping arithmetic).
+    base: u64,
 }
 
 impl Bin {
-    /// Empty, with a limit of zero: every push and pop goes to the slow path.
+    /// Empty, with a limit of zero: every push and pop goes to the slow path. All zero
+    /// bytes, as static TLS starts (see `static_tls.rs`).
     #[cfg_attr(all(feature = "initial-exec-tls", not(test)), allow(dead_code))]
-    const UNSET: Bin = Bin { head: ptr::null_mut(), count: 0, limit: 0, alloc_hits: 0, free_hits: 0 };
+    const UNSET: Bin = Bin { head: ptr::null_mut(), room: 0, limit: 0, alloc_hits: 0, base: 0 };
 
     /// Takes the head block, if any: the allocation fast path.
     ///
@@ -65,7 +74,7 @@ impl Bin {
         // SAFETY: per the contract `block` is a free block whose first word is the link.
         self.head = unsafe { (*block).next };
         prefetch_for_write(self.head);
-        self.count -= 1;
+        self.room += 1;
         self.alloc_hits += 1;
         Some(block.cast())
     }
@@ -76,39 +85,91 @@ impl Bin {
     /// As for [`Bin::pop`], and `block` is a block of the bin's class that the caller gives up.
     #[inline(always)]
     pub(crate) unsafe fn try_push(&mut self, block: *mut u8) -> bool {
-        if self.count >= self.limit {
+        if self.room <= 0 {
             return false;
         }
+        self.room -= 1;
         // SAFETY: per the contract.
-        unsafe { self.push(block) };
-        self.free_hits += 1;
+        unsafe { self.link(block) };
         true
+    }
+
+    /// Links `block` in at the head.
+    ///
+    /// # Safety
+    /// As for [`Bin::try_push`].
+    #[inline(always)]
+    unsafe fn link(&mut self, block: *mut u8) {
+        let block = block.cast::<Block>();
+        // SAFETY: per the contract the block is ours to link.
+        unsafe { (*block).next = self.head };
+        self.head = block;
+    }
+
+    /// The blocks on the list.
+    pub(crate) fn len(&self) -> u32 {
+        (i64::from(self.limit) - i64::from(self.room)) as u32
+    }
+
+    /// Whether the list has reached its limit.
+    fn is_full(&self) -> bool {
+        self.room <= 0
+    }
+
+    /// Free hits since the last [`Bin::take_hits`].
+    pub(crate) fn free_hits(&self) -> u64 {
+        self.alloc_hits.wrapping_sub(self.room as i64 as u64).wrapping_sub(self.base)
+    }
+
+    /// Allocation hits of the list since the last call, free hits, and zero for both.
+    pub(crate) fn take_hits(&mut self) -> (u64, u64) {
+        let hits = (self.alloc_hits, self.free_hits());
+        self.alloc_hits = 0;
+        self.base = 0u64.wrapping_sub(self.room as i64 as u64);
+        hits
+    }
+
+    /// Applies `change`, a change of the list that is no hit, keeping the free hits counted.
+    #[inline(always)]
+    fn uncounted(&mut self, change: impl FnOnce(&mut Bin)) {
+        let free_hits = self.free_hits();
+        change(self);
+        self.base = self.alloc_hits.wrapping_sub(self.room as i64 as u64).wrapping_sub(free_hits);
+    }
+
+    /// Sets the number of blocks the list may hold (0: none, every call is a miss).
+    fn set_limit(&mut self, limit: u32) {
+        self.uncounted(|bin| {
+            bin.room = (i64::from(limit) - i64::from(bin.len())) as i32;
+            bin.limit = limit;
+        });
     }
 
     /// Puts `block` on the list, room or not (the slow path, uncounted).
     ///
     /// # Safety
     /// As for [`Bin::try_push`].
-    #[inline(always)]
     unsafe fn push(&mut self, block: *mut u8) {
-        let block = block.cast::<Block>();
-        // SAFETY: per the contract the block is ours to link.
-        unsafe { (*block).next = self.head };
-        self.head = block;
-        self.count += 1;
+        self.uncounted(|bin| {
+            bin.room -= 1;
+            // SAFETY: per the contract.
+            unsafe { bin.link(block) };
+        });
     }
 
     /// Makes `chain` the (empty) list's contents.
     fn install(&mut self, chain: Chain) {
         debug_assert!(self.head.is_null());
-        self.head = chain.head;
-        self.count = chain.count;
+        self.uncounted(|bin| {
+            bin.head = chain.head;
+            bin.room = (i64::from(bin.limit) - i64::from(chain.count)) as i32;
+        });
     }
 
     /// Takes the whole list out, leaving it empty.
     fn take(&mut self) -> Chain {
-        let chain = Chain { head: self.head, count: self.count };
-        (self.head, self.count) = (ptr::null_mut(), 0);
+        let chain = Chain { head: self.head, count: self.len() };
+        self.uncounted(|bin| (bin.head, bin.room) = (ptr::null_mut(), bin.limit as i32));
         chain
     }
 }
@@ -235,8 +296,8 @@ unsafe fn set_up(cache: *mut ThreadCache) {
     // SAFETY: per the contract.
     let cache = unsafe { &mut *cache };
     for class in 0..CLASSES {
-        cache.bins[class].limit = magazine_blocks(class);
-        cache.remote[class].limit = magazine_blocks(class);
+        cache.bins[class].set_limit(magazine_blocks(class));
+        cache.remote[class].set_limit(magazine_blocks(class));
     }
     cache.token = next_token();
     cache.node();
@@ -366,7 +427,7 @@ pub(crate) unsafe fn dealloc_slow(
         }
         let cache = &mut *cache;
         let bin = &mut *bin;
-        if bin.count >= bin.limit {
+        if bin.is_full() {
             let full = bin.take();
             match list {
                 FreeList::Own => {
@@ -484,7 +545,8 @@ unsafe fn empty(cache: *mut ThreadCache, dead: bool) {
             unsafe { carve.take(class, u32::MAX) }
         }];
         if dead {
-            (bin.limit, remote.limit) = (0, 0);
+            bin.set_limit(0);
+            remote.set_limit(0);
         }
         for chain in chains {
             if !chain.is_empty() {
@@ -520,7 +582,7 @@ impl Drop for FlushAtExit {
 pub(crate) fn unfolded_hits(class: usize) -> (u64, u64) {
     // SAFETY: this thread's cache, read without other borrows live.
     let cache = unsafe { &*current() };
-    (cache.bins[class].alloc_hits, cache.bins[class].free_hits + cache.remote[class].free_hits)
+    (cache.bins[class].alloc_hits, cache.bins[class].free_hits() + cache.remote[class].free_hits())
 }
 
 /// Blocks held by this thread's cache, per class (for statistics and tests).
@@ -529,8 +591,8 @@ pub(crate) fn cached_bytes() -> usize {
     let cache = unsafe { &*current() };
     (0..CLASSES)
         .map(|class| {
-            let blocks = cache.bins[class].count
-                + cache.remote[class].count
+            let blocks = cache.bins[class].len()
+                + cache.remote[class].len()
                 + cache.spares[class].count
                 + cache.carves[class].left;
             blocks as usize * block_size(class)
@@ -554,8 +616,8 @@ mod tests {
                 [(zeroed.bins[class], fresh.bins[class]), (zeroed.remote[class], fresh.remote[class])]
             {
                 assert_eq!(
-                    (a.head, a.count, a.limit, a.alloc_hits),
-                    (b.head, b.count, b.limit, b.alloc_hits)
+                    (a.head, a.room, a.limit, a.alloc_hits, a.base),
+                    (b.head, b.room, b.limit, b.alloc_hits, b.base)
                 );
             }
             assert!(zeroed.spares[class].is_empty() && zeroed.spares[class].count == 0);
