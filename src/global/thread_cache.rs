@@ -603,6 +603,99 @@ pub(crate) fn cached_bytes() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::vec::Vec;
+
+    /// Operations on a bin, as a property test drives them.
+    #[derive(Clone, Debug)]
+    enum Op {
+        Pop,
+        TryPush,
+        Push,
+        /// Takes the list out and installs a chain of this many blocks.
+        Reinstall(u8),
+        SetLimit(u8),
+        Fold,
+    }
+
+    proptest! {
+        // Under miri: few cases, and no failure file (its isolation forbids the file system).
+        #![proptest_config(if cfg!(miri) {
+            ProptestConfig { cases: 4, failure_persistence: None, ..ProptestConfig::default() }
+        } else {
+            ProptestConfig::with_cases(256)
+        })]
+
+        /// The derived free hits count exactly the pushes that hit, through every uncounted
+        /// change of the list (slow-path pushes, refills, spills, new limits, folds).
+        #[test]
+        fn bins_count_their_hits_exactly(ops in proptest::collection::vec(
+            prop_oneof![
+                4 => Just(Op::Pop),
+                4 => Just(Op::TryPush),
+                1 => Just(Op::Push),
+                1 => (0u8..40).prop_map(Op::Reinstall),
+                1 => (0u8..40).prop_map(Op::SetLimit),
+                1 => Just(Op::Fold),
+            ],
+            0..if cfg!(miri) { 50 } else { 200 },
+        )) {
+            // Blocks are words of this pool; a free block's first word is its link.
+            // Enough for every operation to take 40 blocks.
+            let mut pool: Vec<Block> = (0..40 * ops.len() + 1).map(|_| Block { next: ptr::null_mut() }).collect();
+            let mut spare: Vec<*mut u8> = pool.iter_mut().map(|b| ptr::from_mut(b).cast()).collect();
+            let mut bin = Bin::UNSET;
+            bin.set_limit(10);
+            let (mut allocs, mut frees, mut len) = (0u64, 0u64, 0u32);
+            for op in ops {
+                match op {
+                    Op::Pop => {
+                        // SAFETY: here and below, the bin's blocks and `spare`'s are distinct
+                        // words of `pool`, which outlives the bin.
+                        let popped = unsafe { bin.pop() };
+                        if let Some(block) = popped {
+                            (allocs, len) = (allocs + 1, len - 1);
+                            spare.push(block);
+                        } else {
+                            prop_assert_eq!(len, 0);
+                        }
+                    }
+                    Op::TryPush => {
+                        let block = spare.pop().unwrap();
+                        // SAFETY: as above.
+                        if unsafe { bin.try_push(block) } {
+                            (frees, len) = (frees + 1, len + 1);
+                        } else {
+                            prop_assert!(len >= bin.limit);
+                            spare.push(block);
+                        }
+                    }
+                    Op::Push => {
+                        // SAFETY: as above.
+                        unsafe { bin.push(spare.pop().unwrap()) };
+                        len += 1;
+                    }
+                    Op::Reinstall(n) => {
+                        let _ = bin.take();
+                        let mut chain = Chain::EMPTY;
+                        for _ in 0..n {
+                            // SAFETY: as above.
+                            unsafe { chain.push(spare.pop().unwrap().cast()) };
+                        }
+                        bin.install(chain);
+                        len = u32::from(n);
+                    }
+                    Op::SetLimit(limit) => bin.set_limit(u32::from(limit)),
+                    Op::Fold => {
+                        prop_assert_eq!(bin.take_hits(), (allocs, frees));
+                        (allocs, frees) = (0, 0);
+                    }
+                }
+                prop_assert_eq!(bin.len(), len);
+                prop_assert_eq!((bin.alloc_hits, bin.free_hits()), (allocs, frees));
+            }
+        }
+    }
 
     /// Static TLS starts as zero bytes (see `static_tls.rs`): they must read as a fresh cache.
     #[test]
