@@ -52,14 +52,13 @@ mod sync;
 #[cfg(all(feature = "std", not(loom)))]
 pub use global::{PinAlloc, pin_current_thread};
 
-/// The crate's own unit tests run on its allocator. Not under miri: freeing a `Box` that a
-/// function received by value happens while miri protects that argument, and the allocator's
-/// free-list write into the block then conflicts with the protector under both Stacked and
-/// Tree Borrows (the same report as rlsf's GlobalAlloc, yvt/rlsf#20). Pointers handed back
-/// are re-derived from the mapping's root provenance (`os::root_provenance`), which removes
-/// the other class of reports (reuse of the program's dead tags); until miri accepts
-/// allocator writes to freed protected memory, miri checks the allocator through its
-/// `Allocator` API (tests/allocator_api.rs).
+/// The crate's own unit tests run on its allocator, except under miri, where they keep
+/// std's; miri checks this allocator through its `Allocator` API (tests/allocator_api.rs)
+/// and as the global allocator (tests/global_alloc.rs). Pointers
+/// handed back are re-derived from the mapping's root provenance (`os::root_provenance`),
+/// as the program's tags die with its blocks; a freed block's link is written through the
+/// pointer as given, as a `Box` passed by value and dropped is freed while the caller's
+/// frame still protects it (see `Bin::link`).
 #[cfg(all(test, feature = "std", not(loom), not(miri)))]
 #[global_allocator]
 static TEST_ALLOCATOR: PinAlloc = PinAlloc::new();

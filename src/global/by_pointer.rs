@@ -130,7 +130,6 @@ impl PinAlloc {
     /// used again.
     #[inline]
     pub unsafe fn free(&self, ptr: *mut u8) {
-        let ptr = os::root_provenance(ptr);
         if !debug_checks::ENABLED && segment_map::is_small(ptr.addr()) {
             // SAFETY: per the contract, a live block; in a small segment, a small one.
             return unsafe { self.free_small(ptr) };
@@ -148,7 +147,6 @@ impl PinAlloc {
     /// `ptr` is null, foreign, or a live block of this allocator that is not used again.
     #[inline]
     pub unsafe fn free_if_owned(&self, ptr: *mut u8) -> bool {
-        let ptr = os::root_provenance(ptr);
         if !debug_checks::ENABLED && segment_map::is_small(ptr.addr()) {
             // SAFETY: in a registered small segment, so not foreign (a foreign pointer falls in
             // the chunk only after it is unmapped, which follows clearing the bit): by the
@@ -170,7 +168,7 @@ impl PinAlloc {
         // SAFETY: the block's page slot names its class (written before the block was first
         // handed out); the bins are this thread's.
         unsafe {
-            let slot = SegmentHeader::page_slot(ptr);
+            let slot = SegmentHeader::page_slot(os::root_provenance(ptr));
             let class = (*slot).class as usize;
             let cache = thread_cache::current();
             // Relaxed: a hint (see `Span::owner`). A block past its span's first page (over
@@ -229,7 +227,7 @@ impl PinAlloc {
     #[inline(never)]
     unsafe extern "C" fn free_slow(&self, ptr: *mut u8) {
         // SAFETY: forwarded; the equivalent layout reaches the block as its own would.
-        os::keeping_errno(|| unsafe { self.dealloc(ptr, equivalent_layout(ptr)) });
+        os::keeping_errno(|| unsafe { self.dealloc(ptr, equivalent_layout(os::root_provenance(ptr))) });
     }
 
     /// Resizes the block at `ptr` to `new_size` bytes without its layout, as C's `realloc`

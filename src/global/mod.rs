@@ -349,11 +349,10 @@ unsafe impl GlobalAlloc for PinAlloc {
     /// The fast path's mirror: a small block goes on this thread's list if it has room.
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // The identity except under miri (see `os::root_provenance`).
-        let ptr = os::root_provenance(ptr);
+        // `ptr` as given is what a free list links through (see `Bin::link`).
         if debug_checks::ENABLED {
             // SAFETY: forwarded contract.
-            return unsafe { self.dealloc_checked(ptr, layout) };
+            return unsafe { self.dealloc_checked(os::root_provenance(ptr), layout) };
         }
         if let Some(class) = size_class::small_class(layout.size(), layout.align()) {
             // SAFETY: this thread's cache; `ptr` is a block of `class` (the same layout
@@ -487,7 +486,7 @@ impl PinAlloc {
     unsafe fn dealloc_general(&self, ptr: *mut u8, layout: Layout) {
         let Some(class) = class_of(layout.size(), layout.align()) else {
             // SAFETY: forwarded: large layouts come from `alloc_large` with this alignment.
-            return unsafe { self.dealloc_large(ptr, layout) };
+            return unsafe { self.dealloc_large(os::root_provenance(ptr), layout) };
         };
         let cache = thread_cache::current();
         // SAFETY: this thread's cache; `ptr` is a block of `class` the caller gives up.

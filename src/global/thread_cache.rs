@@ -96,14 +96,20 @@ impl Bin {
 
     /// Links `block` in at the head.
     ///
+    /// `block` is the pointer as the program gave it back: the link is written through it,
+    /// and the list keeps the address with the mapping's root provenance, from which the
+    /// block is handed out again (the identity but under miri). A free can happen while a
+    /// caller's frame still protects the program's pointer (a `Box` passed by value and
+    /// dropped, as std's thread start does); a write through the root would then remove
+    /// that protected tag, which miri rightly reports.
+    ///
     /// # Safety
     /// As for [`Bin::try_push`].
     #[inline(always)]
     unsafe fn link(&mut self, block: *mut u8) {
-        let block = block.cast::<Block>();
         // SAFETY: per the contract the block is ours to link.
-        unsafe { (*block).next = self.head };
-        self.head = block;
+        unsafe { (*block.cast::<Block>()).next = self.head };
+        self.head = crate::os::root_provenance(block).cast();
     }
 
     /// The blocks on the list.
@@ -491,10 +497,10 @@ fn alloc_uncached(class: usize, node: usize, cx: &SlowPathContext) -> *mut u8 {
 /// # Safety
 /// `block` is a block of `class` the caller owned.
 unsafe fn dealloc_uncached(class: usize, block: *mut u8, cx: &SlowPathContext) {
-    let mut chain = Chain::EMPTY;
-    // SAFETY: per the contract.
+    // SAFETY: per the contract; the link goes through the pointer given (see `Bin::link`).
     unsafe {
-        chain.push(block.cast());
+        (*block.cast::<Block>()).next = ptr::null_mut();
+        let chain = Chain { head: crate::os::root_provenance(block).cast(), count: 1 };
         if central::give_back(class, chain, (cx.now_ms)()) {
             super::purge::memory_freed();
         }

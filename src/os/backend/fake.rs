@@ -19,15 +19,17 @@ fn layout(len: usize, align: usize) -> Result<Layout, i32> {
     Layout::from_size_align(len, align.max(page_size())).map_err(|_| libc::ENOMEM)
 }
 
-/// The x86-64 user address space: the kernel refuses larger mappings, and miri would abort
-/// rather than fail an allocation this large.
-const ADDRESS_SPACE: usize = 1 << 47;
+/// The largest mapping granted: the x86-64 user address space, as the kernel refuses larger
+/// ones; under miri, which backs every byte of an allocation with the host's memory (a
+/// 64 TiB request is killed by the host's OOM killer rather than failed), 4 GiB, as an OS
+/// that does not overcommit refuses what it cannot back.
+const LARGEST_MAPPING: usize = if cfg!(miri) { 1 << 32 } else { 1 << 47 };
 
 pub(crate) fn map(req: &Request) -> Result<NonNull<u8>, i32> {
     // Heap blocks are always accessible and never prefaulted, so those flags change nothing.
     let Request { len, align, granule, huge_tlb, reserve_only: _, populate: _ } = *req;
     debug_assert_eq!(len % granule, 0);
-    if huge_tlb.is_some() || len > ADDRESS_SPACE {
+    if huge_tlb.is_some() || len > LARGEST_MAPPING {
         return Err(libc::ENOMEM);
     }
     let layout = layout(len, align)?;
@@ -87,7 +89,7 @@ pub(crate) unsafe fn remap(
     if !may_move {
         return Err(libc::ENOMEM);
     }
-    if new_len > ADDRESS_SPACE {
+    if new_len > LARGEST_MAPPING {
         return Err(libc::ENOMEM);
     }
     let old = layout(old_len, align)?;
