@@ -39,12 +39,11 @@ impl Chain {
     /// Adds `block` at the front.
     ///
     /// # Safety
-    /// `block` is a free block of at least a pointer's size that nobody else uses.
+    /// As for [`Block::link`].
     #[inline]
     pub unsafe fn push(&mut self, block: *mut Block) {
-        // SAFETY: per the contract the block is ours to link.
-        unsafe { (*block).next = self.head };
-        self.head = block;
+        // SAFETY: per the contract.
+        self.head = unsafe { Block::link(block.cast(), self.head) };
         self.count += 1;
     }
 

@@ -36,6 +36,26 @@ pub(crate) struct Block {
     pub next: *mut Block,
 }
 
+impl Block {
+    /// Links the free block at `block` to `next` and returns it as a list keeps it.
+    ///
+    /// `block` may be the pointer as the program gave it back: the link is written through
+    /// it, and the result has the mapping's root provenance, from which the block is handed
+    /// out again (the identity but under miri). A free can happen while a caller's frame
+    /// still protects the program's pointer (a `Box` passed by value and dropped, as std's
+    /// thread start does); a write through the root would then remove that protected tag,
+    /// which miri rightly reports.
+    ///
+    /// # Safety
+    /// `block` is a free block of at least a pointer's size that nobody else uses.
+    #[inline(always)]
+    pub(crate) unsafe fn link(block: *mut u8, next: *mut Block) -> *mut Block {
+        // SAFETY: per the contract the block is ours to write.
+        unsafe { (*block.cast::<Block>()).next = next };
+        crate::os::root_provenance(block).cast()
+    }
+}
+
 /// The metadata of one span (or of an unused page run), kept in its segment's span table at
 /// the index of its first page. Guarded by the central lock of `class` while in use.
 #[repr(C, align(64))]

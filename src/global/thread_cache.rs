@@ -50,7 +50,7 @@ pub(crate) struct Bin {
     /// Allocations served by this list since the last fold into the class's statistics
     /// (see [`super::counters`]); on the line the fast path touches anyway.
     alloc_hits: u64,
-    /// `alloc_hits - room` when no free hits were pending (wrapping arithmetic).
+    /// [`Bin::ledger`] when no free hits were pending.
     base: u64,
 }
 
@@ -94,22 +94,15 @@ impl Bin {
         true
     }
 
-    /// Links `block` in at the head.
-    ///
-    /// `block` is the pointer as the program gave it back: the link is written through it,
-    /// and the list keeps the address with the mapping's root provenance, from which the
-    /// block is handed out again (the identity but under miri). A free can happen while a
-    /// caller's frame still protects the program's pointer (a `Box` passed by value and
-    /// dropped, as std's thread start does); a write through the root would then remove
-    /// that protected tag, which miri rightly reports.
+    /// Links `block`, possibly the program's own pointer (see [`Block::link`]), in at the
+    /// head.
     ///
     /// # Safety
     /// As for [`Bin::try_push`].
     #[inline(always)]
     unsafe fn link(&mut self, block: *mut u8) {
         // SAFETY: per the contract the block is ours to link.
-        unsafe { (*block.cast::<Block>()).next = self.head };
-        self.head = crate::os::root_provenance(block).cast();
+        self.head = unsafe { Block::link(block, self.head) };
     }
 
     /// The blocks on the list.
@@ -122,16 +115,21 @@ impl Bin {
         self.room <= 0
     }
 
+    /// `alloc_hits - room`, which only a free hit raises (wrapping).
+    fn ledger(&self) -> u64 {
+        self.alloc_hits.wrapping_sub(self.room as i64 as u64)
+    }
+
     /// Free hits since the last [`Bin::take_hits`].
     pub(crate) fn free_hits(&self) -> u64 {
-        self.alloc_hits.wrapping_sub(self.room as i64 as u64).wrapping_sub(self.base)
+        self.ledger().wrapping_sub(self.base)
     }
 
     /// Allocation hits of the list since the last call, free hits, and zero for both.
     pub(crate) fn take_hits(&mut self) -> (u64, u64) {
         let hits = (self.alloc_hits, self.free_hits());
         self.alloc_hits = 0;
-        self.base = 0u64.wrapping_sub(self.room as i64 as u64);
+        self.base = self.ledger();
         hits
     }
 
@@ -140,7 +138,7 @@ impl Bin {
     fn uncounted(&mut self, change: impl FnOnce(&mut Bin)) {
         let free_hits = self.free_hits();
         change(self);
-        self.base = self.alloc_hits.wrapping_sub(self.room as i64 as u64).wrapping_sub(free_hits);
+        self.base = self.ledger().wrapping_sub(free_hits);
     }
 
     /// Sets the number of blocks the list may hold (0: none, every call is a miss).
@@ -497,10 +495,10 @@ fn alloc_uncached(class: usize, node: usize, cx: &SlowPathContext) -> *mut u8 {
 /// # Safety
 /// `block` is a block of `class` the caller owned.
 unsafe fn dealloc_uncached(class: usize, block: *mut u8, cx: &SlowPathContext) {
-    // SAFETY: per the contract; the link goes through the pointer given (see `Bin::link`).
+    let mut chain = Chain::EMPTY;
+    // SAFETY: per the contract.
     unsafe {
-        (*block.cast::<Block>()).next = ptr::null_mut();
-        let chain = Chain { head: crate::os::root_provenance(block).cast(), count: 1 };
+        chain.push(block.cast());
         if central::give_back(class, chain, (cx.now_ms)()) {
             super::purge::memory_freed();
         }
