@@ -318,6 +318,41 @@ unsafe fn take_returned(s: &mut Span, chain: &mut Chain, want: u32) {
     s.outstanding += take;
 }
 
+/// Gives the blocks of `carve`, which a thread cache never used, back to their span as never
+/// carved, if they are the span's latest carve (a thread cache's carve is: only its holder
+/// carves a span, and it carves again only once its carve is used up). Nothing is written
+/// into them, where linking them up to flush them would touch each one's line, perhaps
+/// for the first time. Returns `false`, leaving the carve as it was, if they are not.
+///
+/// # Safety
+/// `carve` holds free blocks of `class` that `refill` counted out of their span and that
+/// the caller owns and gives up.
+pub(crate) unsafe fn uncarve(class: usize, carve: &mut Carve) -> bool {
+    if carve.left == 0 {
+        return true;
+    }
+    let mut central = CENTRAL[class].lock();
+    // SAFETY: per the contract the carve lies in a live span of `class`, guarded by the
+    // class lock we hold.
+    unsafe {
+        let span = super::segment::SegmentHeader::span_of(carve.next);
+        let s = &mut *span;
+        let index = (carve.next.addr() - s.start.addr()) / block_size(class);
+        let capacity = u32::from(s.capacity);
+        // The carve order's position of the carve's first block, were it the latest.
+        let latest = (s.first_carved() + s.carved - carve.left) % capacity;
+        if s.carved < carve.left || index as u32 != latest {
+            return false;
+        }
+        s.carved -= carve.left;
+        s.outstanding -= carve.left;
+        central.out_blocks -= carve.left as usize;
+        central.relist(span);
+    }
+    *carve = Carve::EMPTY;
+    true
+}
+
 /// Lets go of the span a thread cache held (at the thread's exit): it becomes any thread's
 /// to carve, or goes back to its segment if every block is back already. Returns whether
 /// it was freed.
@@ -364,4 +399,48 @@ pub(crate) unsafe fn give_back(class: usize, mut chain: Chain, now_ms: u64) -> b
         }
     }
     freed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::os::HugePages;
+
+    #[test]
+    fn an_unused_carve_goes_back_uncarved_only_while_it_is_the_latest() {
+        // 1280-byte blocks: between the powers of two that growing vectors, the class's
+        // other users in this binary (its buffer pools), ask for.
+        let class = super::super::size_class::class_of(1200, 16).unwrap();
+        let options = SegmentOptions { huge_pages: HugePages::Forbid };
+        let mut carver = Carver { token: 7, span: ptr::null_mut() };
+        let mut refill_of = |want| {
+            let Refill { chain, carve } = refill(class, 0, want, options, &mut carver);
+            assert!(chain.is_empty() && (1..=want).contains(&carve.left), "a fresh span carves up to {want}");
+            carve
+        };
+        // SAFETY: the carves' blocks are ours, of `class`, from the span `carver` holds; what is taken out
+        // of a carve is given back once.
+        unsafe {
+            let mut first = refill_of(8);
+            let mut aside = Chain::EMPTY;
+            if first.left < 4 {
+                // Carving wrapped at the span's end: the next carve starts over at block 0.
+                aside = first.take(class, u32::MAX);
+                first = refill_of(8);
+            }
+            let taken = first.take(class, 3);
+            let mut second = refill_of(8);
+            let span = carver.span;
+            assert!(!uncarve(class, &mut first), "the first carve is not the latest");
+            assert_eq!(first.left, 5, "a refused carve is left as it was");
+            assert!(uncarve(class, &mut second));
+            assert_eq!(second.left, 0);
+            assert!(uncarve(class, &mut first), "with the second back, the first is the latest");
+            let out = 3 + aside.count;
+            assert_eq!(((*span).carved, (*span).outstanding), (out, out), "carved and out: the taken blocks");
+            // The blocks handed out come back, and the span, let go, is free again.
+            assert!(!give_back(class, taken, 0) && !give_back(class, aside, 0), "a held span stays");
+            assert!(release(class, span, 0), "an unused span is freed when let go");
+        }
+    }
 }

@@ -545,8 +545,11 @@ unsafe fn empty(cache: *mut ThreadCache, dead: bool) {
         }
         let chains = [bin.take(), core::mem::replace(&mut cache.spares[class], Chain::EMPTY), {
             let mut carve = core::mem::replace(&mut cache.carves[class], Carve::EMPTY);
-            // SAFETY: the carve's blocks are the cache's, counted out of their span.
-            unsafe { carve.take(class, u32::MAX) }
+            // SAFETY: the carve's blocks are the cache's, counted out of their span; those
+            // it cannot give back uncarved it links up.
+            unsafe {
+                if central::uncarve(class, &mut carve) { Chain::EMPTY } else { carve.take(class, u32::MAX) }
+            }
         }];
         if dead {
             bin.set_limit(0);
