@@ -49,17 +49,18 @@ impl Patterned {
         let block = Patterned { ptr, layout, seed };
         // SAFETY: `size` writable bytes.
         let bytes = unsafe { std::slice::from_raw_parts_mut(ptr, size) };
-        for (i, b) in bytes.iter_mut().enumerate().filter(|&(i, _)| Self::checked(i, size)) {
-            *b = block.byte(i);
+        for i in Self::checked(size) {
+            bytes[i] = block.byte(i);
         }
         block
     }
 
-    /// Whether byte `i` of a block of `size` bytes carries the pattern: all do, but under
-    /// miri only the first and last 64, enough to see a block handed out twice or written by
-    /// a free-list link, at a cost miri can afford for large blocks.
-    fn checked(i: usize, size: usize) -> bool {
-        !cfg!(miri) || i < 64 || i + 64 >= size
+    /// The bytes of a block of `size` bytes that carry the pattern: all, but under miri only
+    /// the first and last 16, enough to see a block handed out twice or written by a
+    /// free-list link, at a cost miri can afford for many blocks.
+    fn checked(size: usize) -> impl Iterator<Item = usize> {
+        let head = if cfg!(miri) { size.min(16) } else { size };
+        (0..head).chain(head.max(size.saturating_sub(16))..size)
     }
 
     fn byte(&self, i: usize) -> u8 {
@@ -69,8 +70,14 @@ impl Patterned {
     fn verify(&self) {
         // SAFETY: the block is live and `size` bytes long.
         let bytes = unsafe { std::slice::from_raw_parts(self.ptr, self.layout.size()) };
-        for (i, &b) in bytes.iter().enumerate().filter(|&(i, _)| Self::checked(i, bytes.len())) {
-            assert_eq!(b, self.byte(i), "block {:p} ({:?}) corrupted at byte {i}", self.ptr, self.layout);
+        for i in Self::checked(bytes.len()) {
+            assert_eq!(
+                bytes[i],
+                self.byte(i),
+                "block {:p} ({:?}) corrupted at byte {i}",
+                self.ptr,
+                self.layout
+            );
         }
     }
 }
@@ -96,8 +103,8 @@ fn random_size(rng: &mut Rng) -> usize {
 fn random_sizes_keep_their_contents() {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut live: Vec<Patterned> = Vec::new();
-    for round in 0..scaled(40_000, 300) as u32 {
-        if live.len() < scaled(2_000, 60) && rng.below(3) != 0 {
+    for round in 0..scaled(40_000, 150) as u32 {
+        if live.len() < scaled(2_000, 30) && rng.below(3) != 0 {
             let align = 1 << rng.below(7);
             live.push(Patterned::new(random_size(&mut rng), align, round as u8));
         } else if !live.is_empty() {
@@ -113,7 +120,7 @@ fn every_alignment_up_to_64_kib() {
         let align = 1usize << shift;
         for size in [1, 7, align, 3 * align / 2 + 1, 40_000] {
             let blocks: Vec<Patterned> =
-                (0..scaled(8, 2) as u8).map(|i| Patterned::new(size, align, i)).collect();
+                (0..scaled(8, 1) as u8).map(|i| Patterned::new(size, align, i)).collect();
             drop(blocks);
         }
     }
@@ -130,7 +137,7 @@ fn frees_on_other_threads() {
         freed
     });
     let mut rng = Rng(42);
-    let (rounds, per_batch) = (scaled(400, 6) as u32, scaled(250, 20) as u32);
+    let (rounds, per_batch) = (scaled(400, 4) as u32, scaled(250, 12) as u32);
     for round in 0..rounds {
         let batch = (0..per_batch)
             .map(|i| Patterned::new(1 + rng.below(2048) as usize, 8, (round + i) as u8))
@@ -152,9 +159,9 @@ fn producer_consumer_pairs_and_a_crowd() {
                 barrier.wait();
                 let mut rng = Rng(t as u64 + 1);
                 let mut mine = Vec::new();
-                for i in 0..scaled(20_000, 150) as u32 {
+                for i in 0..scaled(20_000, 40) as u32 {
                     mine.push(Patterned::new(1 + rng.below(700) as usize, 16, i as u8));
-                    if mine.len() > scaled(300, 30) {
+                    if mine.len() > scaled(300, 10) {
                         let k = rng.below(mine.len() as u64) as usize;
                         mine.swap_remove(k);
                     }
@@ -171,13 +178,14 @@ fn producer_consumer_pairs_and_a_crowd() {
 #[test]
 fn a_thousand_threads_come_and_go() {
     for wave in 0..scaled(10, 2) {
-        let handles: Vec<_> = (0..scaled(100, 4))
+        let handles: Vec<_> = (0..scaled(100, 3))
             .map(|t| {
                 thread::spawn(move || {
-                    let blocks: Vec<Patterned> =
-                        (0..50).map(|i| Patterned::new(16 + i * 8, 8, (wave + t + i) as u8)).collect();
+                    let blocks: Vec<Patterned> = (0..scaled(50, 20))
+                        .map(|i| Patterned::new(16 + i * 8, 8, (wave + t + i) as u8))
+                        .collect();
                     // Half survive the thread and are freed by the joiner.
-                    blocks.into_iter().skip(25).collect::<Vec<_>>()
+                    blocks.into_iter().skip(scaled(25, 10)).collect::<Vec<_>>()
                 })
             })
             .collect();

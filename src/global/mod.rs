@@ -76,7 +76,7 @@ use crate::os::{self, HugePages};
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr;
 use core::sync::atomic::{AtomicU8, Ordering};
-use segment::SegmentOptions;
+use segment::{Block, SegmentOptions};
 use size_class::{CLASSES, block_size, class_of};
 use thread_cache::SlowPathContext;
 
@@ -349,16 +349,17 @@ unsafe impl GlobalAlloc for PinAlloc {
     /// The fast path's mirror: a small block goes on this thread's list if it has room.
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // `ptr` as given is what a free list links through (see `Bin::link`).
+        // `ptr` as given is what a free list links through (see `Block::link`).
         if debug_checks::ENABLED {
             // SAFETY: forwarded contract.
             return unsafe { self.dealloc_checked(os::root_provenance(ptr), layout) };
         }
         if let Some(class) = size_class::small_class(layout.size(), layout.align()) {
-            // SAFETY: this thread's cache; `ptr` is a block of `class` (the same layout
+            let block = Block::linkable(ptr, layout.size());
+            // SAFETY: this thread's cache; `block` is a block of `class` (the same layout
             // gives the same class) that the caller gives up.
             unsafe {
-                if (*thread_cache::current()).bins.get_unchecked_mut(class).try_push(ptr) {
+                if (*thread_cache::current()).bins.get_unchecked_mut(class).try_push(block) {
                     return;
                 }
             }
@@ -489,10 +490,11 @@ impl PinAlloc {
             return unsafe { self.dealloc_large(os::root_provenance(ptr), layout) };
         };
         let cache = thread_cache::current();
-        // SAFETY: this thread's cache; `ptr` is a block of `class` the caller gives up.
+        let block = Block::linkable(ptr, layout.size());
+        // SAFETY: this thread's cache; `block` is a block of `class` the caller gives up.
         unsafe {
-            if !(*cache).bins.get_unchecked_mut(class).try_push(ptr) {
-                self.dealloc_slow(cache, class, ptr, thread_cache::FreeList::Own)
+            if !(*cache).bins.get_unchecked_mut(class).try_push(block) {
+                self.dealloc_slow(cache, class, block, thread_cache::FreeList::Own)
             }
         }
     }

@@ -54,6 +54,14 @@ impl Block {
         unsafe { (*block.cast::<Block>()).next = next };
         crate::os::root_provenance(block).cast()
     }
+
+    /// The pointer to hand [`Block::link`] for the program's `ptr` to a block it asked
+    /// `size` bytes of: `ptr` itself, unless its borrow covers fewer bytes than the link
+    /// (under miri, a `Layout` under a pointer's size), where the root's is the only one.
+    #[inline(always)]
+    pub(crate) fn linkable(ptr: *mut u8, size: usize) -> *mut u8 {
+        if cfg!(miri) && size < size_of::<Block>() { crate::os::root_provenance(ptr) } else { ptr }
+    }
 }
 
 /// The metadata of one span (or of an unused page run), kept in its segment's span table at
