@@ -418,21 +418,22 @@ mod tests {
             assert!(chain.is_empty() && (1..=want).contains(&carve.left), "a fresh span carves up to {want}");
             carve
         };
-        // SAFETY: the carves' blocks are ours, of `class`, from the span `carver` holds; what is taken out
-        // of a carve is given back once.
+        // SAFETY: the carves' blocks are ours, of `class`, from the span `carver` holds;
+        // what is taken out of a carve is given back once.
         unsafe {
             let mut first = refill_of(8);
             let mut aside = Chain::EMPTY;
             if first.left < 4 {
-                // Carving wrapped at the span's end: the next carve starts over at block 0.
+                // The carve stopped at the span's end: the next one starts over at block 0.
                 aside = first.take(class, u32::MAX);
                 first = refill_of(8);
             }
             let taken = first.take(class, 3);
+            let left = first.left;
             let mut second = refill_of(8);
             let span = carver.span;
             assert!(!uncarve(class, &mut first), "the first carve is not the latest");
-            assert_eq!(first.left, 5, "a refused carve is left as it was");
+            assert_eq!(first.left, left, "a refused carve is left as it was");
             assert!(uncarve(class, &mut second));
             assert_eq!(second.left, 0);
             assert!(uncarve(class, &mut first), "with the second back, the first is the latest");
