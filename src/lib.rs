@@ -54,11 +54,11 @@ pub use global::{PinAlloc, pin_current_thread};
 
 /// The crate's own unit tests run on its allocator, except under miri, where they keep
 /// std's; miri checks this allocator through its `Allocator` API (tests/allocator_api.rs)
-/// and as the global allocator (tests/global_alloc.rs). Pointers
-/// handed back are re-derived from the mapping's root provenance (`os::root_provenance`),
-/// as the program's tags die with its blocks; a freed block's link is written through the
-/// pointer as given, as a `Box` passed by value and dropped is freed while the caller's
-/// frame still protects it (see `Bin::link`).
+/// and as the global allocator (tests/global_alloc.rs). Pointers handed back are
+/// re-derived from the mapping's root provenance (`os::root_provenance`), as the program's
+/// tags die with its blocks; a freed block's link is written through the pointer as given,
+/// as a `Box` passed by value and dropped is freed while the caller's frame still protects
+/// it (see `Block::link`).
 #[cfg(all(test, feature = "std", not(loom), not(miri)))]
 #[global_allocator]
 static TEST_ALLOCATOR: PinAlloc = PinAlloc::new();

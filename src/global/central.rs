@@ -338,10 +338,12 @@ pub(crate) unsafe fn uncarve(class: usize, carve: &mut Carve) -> bool {
         let span = super::segment::SegmentHeader::span_of(carve.next);
         let s = &mut *span;
         let index = (carve.next.addr() - s.start.addr()) / block_size(class);
-        let capacity = u32::from(s.capacity);
+        if s.carved < carve.left {
+            return false;
+        }
         // The carve order's position of the carve's first block, were it the latest.
-        let latest = (s.first_carved() + s.carved - carve.left) % capacity;
-        if s.carved < carve.left || index as u32 != latest {
+        let latest = (s.first_carved() + s.carved - carve.left) % u32::from(s.capacity);
+        if index as u32 != latest {
             return false;
         }
         s.carved -= carve.left;
