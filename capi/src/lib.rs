@@ -60,13 +60,14 @@
 //! returns everything free at once.
 //!
 //! # Huge pages
-//! The library follows the kernel's transparent-huge-page setting (`madvise` on most
-//! distributions: base pages), where the crate's default asks for huge pages on heaps past
-//! 8 MiB. A C program's heap is many small blocks replaced at random, and there a 2 MiB page
-//! is resident as soon as one block on it lives: on `mixed-small` (90 MiB of live blocks)
-//! asking for them raised peak RSS from 94 to 125 MiB and did not make the run faster
-//! (1.23 against 1.07 times mimalloc's time, medians of 12 alternating runs).
-//! `PINALLOC_THP=always` asks for them anyway.
+//! As the crate's default: transparent huge pages for memory that comes in bulk (segments
+//! mapped for a thread that has carved 8 MiB of blocks, large blocks of 8 MiB or more), the
+//! kernel's setting for the rest. A C program's heap is many small blocks, and a 2 MiB page
+//! is resident as soon as one block on it lives, so a process-wide rule would cost programs
+//! with many threads, each keeping a little, their RSS (larson's 29 MiB became 80); per
+//! thread, only a thread with a large heap of its own gets them (mixed-small, 90 MiB of live
+//! blocks: 0.92 of the time, at 121 MiB peak RSS against 92 and mimalloc's 123).
+//! `PINALLOC_THP=default` leaves everything to the kernel, `never` forbids them.
 
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
@@ -75,12 +76,11 @@ use core::ffi::{c_int, c_void};
 use core::ptr;
 use core::sync::atomic::{AtomicU64, Ordering};
 use pinalloc_core::global::{Config, PinAlloc, usable_size};
-use pinalloc_core::os::{self, HugePages};
+use pinalloc_core::os;
 
 /// The allocator behind every export, and behind this library's own Rust code.
 #[global_allocator]
-static PINALLOC: PinAlloc =
-    PinAlloc::with_config(Config::new().purge_thread(false).huge_pages(HugePages::KernelDefault));
+static PINALLOC: PinAlloc = PinAlloc::with_config(Config::new().purge_thread(false));
 
 /// The alignment of every block (glibc's `MALLOC_ALIGNMENT` on 64-bit targets).
 const MIN_ALIGN: usize = 16;

@@ -288,20 +288,12 @@ pub(crate) struct SegmentOptions {
     pub huge_pages: HugePages,
 }
 
-/// Segments mapped before the transparent-huge-page policy applies: the first
-/// `BASE_PAGE_SEGMENTS` (8 MiB) follow the kernel's setting.
-const BASE_PAGE_SEGMENTS: usize = 2;
-
-/// What the segment mapped when `mapped` segments exist asks of huge pages. A small heap
-/// gains little from 2 MiB pages (its pages fit the TLB anyway) and pays for them in RSS: a
-/// huge page makes 2 MiB resident where a few base pages were touched (xmalloc's peak RSS
-/// 5.1 MB with base pages, 6.0 MB with them; mimalloc, which asks for none, 4.5 MB). So,
-/// as jemalloc's `metadata_thp:auto` does for its metadata, [`HugePages::Transparent`]
-/// applies from the third segment on; explicit choices (`Forbid`, `Best`) apply to all.
-fn segment_huge_pages(asked: HugePages, mapped: usize) -> HugePages {
-    match asked {
-        HugePages::Transparent if mapped < BASE_PAGE_SEGMENTS => HugePages::KernelDefault,
-        other => other,
+impl SegmentOptions {
+    /// The options for a segment mapped for a thread that has carved `carved` bytes of fresh
+    /// blocks in its life: [`HugePages::Transparent`] applies only past
+    /// [`BULK_BYTES`](super::huge_pages::BULK_BYTES) (see [`super::huge_pages`]).
+    pub(crate) fn for_thread(self, carved: usize) -> SegmentOptions {
+        SegmentOptions { huge_pages: super::huge_pages::for_bulk(self.huge_pages, carved) }
     }
 }
 
@@ -404,9 +396,7 @@ impl Segments {
     }
 
     fn map_segment(&mut self, node: usize, options: SegmentOptions) -> Option<*mut SegmentHeader> {
-        let map = MapOptions::new()
-            .align(SEGMENT)
-            .huge_pages(segment_huge_pages(options.huge_pages, self.segments));
+        let map = MapOptions::new().align(SEGMENT).huge_pages(options.huge_pages);
         let mapping = Mapping::new(SEGMENT, &map).ok()?;
         if crate::os::numa::node_count() > 1 {
             // Best effort: an unbound segment still works, just without locality.
@@ -531,17 +521,6 @@ mod tests {
         for class in 0..CLASSES {
             let capacity = span_pages(class) * PAGE / block_size(class);
             assert!(u16::try_from(capacity).is_ok(), "class {class}: {capacity} blocks");
-        }
-    }
-
-    #[test]
-    fn the_first_segments_leave_huge_pages_to_the_kernel() {
-        let asked = |mapped| segment_huge_pages(HugePages::Transparent, mapped);
-        assert_eq!(asked(0), HugePages::KernelDefault);
-        assert_eq!(asked(BASE_PAGE_SEGMENTS - 1), HugePages::KernelDefault);
-        assert_eq!(asked(BASE_PAGE_SEGMENTS), HugePages::Transparent);
-        for explicit in [HugePages::Forbid, HugePages::Best, HugePages::KernelDefault] {
-            assert_eq!(segment_huge_pages(explicit, 0), explicit, "{explicit:?} applies to every segment");
         }
     }
 }

@@ -220,6 +220,9 @@ pub(crate) struct ThreadCache {
     carves: [Carve; CLASSES],
     /// The span each class carves from, held by this cache (or null).
     carving: [*mut Span; CLASSES],
+    /// Bytes of fresh blocks this cache carved in its life: whether the segments mapped for
+    /// it may use huge pages (see `huge_pages.rs`).
+    carved_bytes: usize,
     /// The NUMA node whose depots the cache uses, once `node_chosen`.
     node: usize,
     node_chosen: bool,
@@ -237,6 +240,7 @@ impl ThreadCache {
         spares: [Chain::EMPTY; CLASSES],
         carves: [Carve::EMPTY; CLASSES],
         carving: [ptr::null_mut(); CLASSES],
+        carved_bytes: 0,
         node: 0,
         node_chosen: false,
         state: State::Fresh,
@@ -352,9 +356,11 @@ pub(crate) unsafe fn alloc_slow(cache: *mut ThreadCache, class: usize, cx: &Slow
         } else {
             if carve.left == 0 {
                 let mut carver = Carver { token: cache.token, span: cache.carving[class] };
+                let options = cx.segments.for_thread(cache.carved_bytes);
                 let Refill { chain, carve: fresh } =
-                    central::refill(class, cache.node, magazine_blocks(class), cx.segments, &mut carver);
+                    central::refill(class, cache.node, magazine_blocks(class), options, &mut carver);
                 cache.carving[class] = carver.span;
+                cache.carved_bytes += fresh.left as usize * block_size(class);
                 *carve = fresh;
                 if !chain.is_empty() {
                     return pop_and_install(&mut cache.bins[class], chain);
@@ -475,7 +481,8 @@ unsafe fn flush(node: usize, class: usize, chain: Chain, cx: &SlowPathContext) {
 fn alloc_uncached(class: usize, node: usize, cx: &SlowPathContext) -> *mut u8 {
     let mut chain = depot::pop(node, class).unwrap_or_else(|| {
         let mut carver = Carver { token: NO_OWNER, span: ptr::null_mut() };
-        let Refill { mut chain, mut carve } = central::refill(class, node, 1, cx.segments, &mut carver);
+        let options = cx.segments.for_thread(0);
+        let Refill { mut chain, mut carve } = central::refill(class, node, 1, options, &mut carver);
         if chain.is_empty() {
             // SAFETY: the carve's blocks are ours, counted out of their span by `refill`.
             chain = unsafe { carve.take(class, 1) };
