@@ -207,16 +207,16 @@ pub(crate) struct SegmentHeader {
 /// or says how far back that span starts (see [`Span::back`]).
 type SpanTable = [Span; PAGES];
 
-/// Where span tables may start: past the header's fields, 64-byte aligned.
-const SPAN_TABLE_BASE: usize = 1 << 10;
-/// Span tables come in this many positions (*colours*) ...
-const COLOURS: usize = 16;
-/// ... this many bytes apart, the last one ending inside the header page.
-const COLOUR_STEP: usize = (PAGE - SPAN_TABLE_BASE - size_of::<SpanTable>()) / (COLOURS - 1) / 64 * 64;
+/// Where the span tables of all colours lie: the header page's second half, past the
+/// header's fields.
+const SPAN_TABLE_BASE: usize = PAGE / 2;
+/// Span tables come in this many positions (*colours*), one table's size apart, so that
+/// colour and page together index one array of `COLOURS * PAGES` slots (see
+/// [`SegmentHeader::page_slot`]).
+const COLOURS: usize = 8;
 
 const _: () = assert!(size_of::<SegmentHeader>() <= SPAN_TABLE_BASE);
-const _: () = assert!(SPAN_TABLE_BASE + (COLOURS - 1) * COLOUR_STEP + size_of::<SpanTable>() <= PAGE);
-const _: () = assert!(COLOUR_STEP >= size_of::<SpanTable>() / 2, "colours far enough apart to matter");
+const _: () = assert!(SPAN_TABLE_BASE + COLOURS * size_of::<SpanTable>() <= PAGE);
 
 /// All pages except the header page.
 const ALL_PAGES: u64 = !1;
@@ -240,12 +240,13 @@ impl SegmentHeader {
     /// below 64 KiB, L3 by those below 2 MiB). With the metadata at one offset, 24
     /// segments' competed for 64 of the L2's 1024 sets, and `free`'s lookups missed a
     /// simulated 4 MiB last-level cache on about a third of its calls in mixed-small
-    /// (callgrind); with sixteen colours, which spread the tables over nearly every set, on
-    /// 1% of them.
+    /// (callgrind); with the tables at sixteen offsets, on 1% of them. Eight colours, each a
+    /// whole table (4 KiB) after the last, spread them over half the sets, and let
+    /// [`SegmentHeader::page_slot`] find a slot without a multiplication.
     #[inline(always)]
     pub(crate) fn spans(segment: *mut SegmentHeader) -> *mut Span {
         let colour = (segment.addr() / SEGMENT) % COLOURS;
-        segment.wrapping_byte_add(SPAN_TABLE_BASE + colour * COLOUR_STEP).cast()
+        segment.wrapping_byte_add(SPAN_TABLE_BASE + colour * size_of::<SpanTable>()).cast()
     }
 
     /// The slot of the page holding block `ptr`: its span's on the span's first page (every
@@ -254,17 +255,24 @@ impl SegmentHeader {
     /// holder here without first following `back`: that dependent load cost larson 6% of
     /// its time.
     ///
+    /// The tables of all colours form one array, indexed by colour and page together: the
+    /// address bits above the page offset, masked. `free` finds the slot in a shift, a mask
+    /// and an add (with the colour a multiple of an odd step, it took a multiplication too,
+    /// on the chain to the slot's load).
+    ///
     /// # Safety
     /// `ptr` is a block of a small segment.
     #[inline(always)]
     pub(crate) unsafe fn page_slot(ptr: *const u8) -> *mut Span {
+        let index = (ptr.addr() / PAGE) % (COLOURS * PAGES);
+        debug_assert_eq!(
+            index % PAGES,
+            (ptr.addr() % SEGMENT) / PAGE,
+            "colour and page index the array together"
+        );
         // SAFETY: per the contract the block's segment is a small one, whose span table
-        // exists; `page < PAGES`.
-        unsafe {
-            let segment = Self::of(ptr);
-            let page = (ptr.addr() - segment.addr()) / PAGE;
-            Self::spans(segment).add(page)
-        }
+        // exists: `index` is its colour's table's slot for the block's page.
+        unsafe { Self::of(ptr).byte_add(SPAN_TABLE_BASE).cast::<Span>().add(index) }
     }
 
     /// The span holding block `ptr`.
