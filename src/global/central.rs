@@ -337,10 +337,10 @@ pub(crate) unsafe fn uncarve(class: usize, carve: &mut Carve) -> bool {
     unsafe {
         let span = super::segment::SegmentHeader::span_of(carve.next);
         let s = &mut *span;
-        let index = (carve.next.addr() - s.start.addr()) / block_size(class);
         if s.carved < carve.left {
             return false;
         }
+        let index = (carve.next.addr() - s.start.addr()) / block_size(class);
         // The carve order's position of the carve's first block, were it the latest.
         let latest = (s.first_carved() + s.carved - carve.left) % u32::from(s.capacity);
         if index as u32 != latest {

@@ -154,6 +154,7 @@ fn mapping_len(size: usize, offset: usize) -> Option<usize> {
 
 /// A large block for `layout`, from the cache or a fresh mapping; null if the OS refuses.
 /// `zeroed`: the block must read as zero (a cached mapping is cleared; a fresh one is).
+/// A fresh mapping asks `huge_pages` only if it is bulk (see `huge_pages.rs`).
 pub(crate) fn alloc(layout: Layout, huge_pages: HugePages, zeroed: bool) -> *mut u8 {
     let offset = offset_for(layout.align());
     let Some(total) = mapping_len(layout.size(), offset) else { return ptr::null_mut() };
@@ -167,6 +168,7 @@ pub(crate) fn alloc(layout: Layout, huge_pages: HugePages, zeroed: bool) -> *mut
             raw
         }
         None => {
+            let huge_pages = super::huge_pages::for_bulk(huge_pages, layout.size());
             let options = MapOptions::new().align(align).huge_pages(huge_pages);
             let Ok(mapping) = Mapping::new(total, &options) else { return ptr::null_mut() };
             mapping.into_raw()

@@ -374,7 +374,7 @@ unsafe impl GlobalAlloc for PinAlloc {
         if class_of(layout.size(), layout.align()).is_none() {
             self.ensure_configured();
             // Fresh mappings are zero: only a reused one is cleared.
-            return large::alloc(layout, huge_pages::for_bulk(huge_pages_setting(), layout.size()), true);
+            return large::alloc(layout, huge_pages_setting(), true);
         }
         // SAFETY: forwarded contract.
         let block = unsafe { self.alloc(layout) };
@@ -535,7 +535,7 @@ impl PinAlloc {
     #[inline(never)]
     fn alloc_large(&self, layout: Layout) -> *mut u8 {
         self.ensure_configured();
-        large::alloc(layout, huge_pages::for_bulk(huge_pages_setting(), layout.size()), false)
+        large::alloc(layout, huge_pages_setting(), false)
     }
 
     /// # Safety
