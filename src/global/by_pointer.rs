@@ -15,7 +15,7 @@
 //! one would (a block size of the class at alignment 16; a large block's usable size at its
 //! header offset). So every by-pointer operation reuses the layout-driven paths, and their
 //! debug checks, unchanged; only `free` of a small block has its own fast path, which asks
-//! the segment map's second bitmap (small-block segments only) instead of steps 1 and 2:
+//! the chunk's byte in the segment map instead of steps 1 and 2:
 //! one load says both "ours" and "small" ([`PinAlloc::free_if_owned`] is C's `free` so).
 //!
 //! That fast path reads the block's page slot in the span table, which holds the class and
@@ -30,7 +30,7 @@
 //! nor does it pass it to a third thread through the depot (larson ran 10% slower so).
 
 use super::large;
-use super::segment::{SEGMENT, SegmentHeader, SegmentKind, Span};
+use super::segment::{NO_OWNER, SEGMENT, SegmentHeader, SegmentKind, Span};
 use super::size_class::{block_size, class_of};
 use super::thread_cache::FreeList;
 use super::{PinAlloc, debug_checks, segment_map, thread_cache};
@@ -173,16 +173,15 @@ impl PinAlloc {
             // Relaxed: a hint (see `Span::owner`). A block past its span's first page (over
             // 8 KiB: no false sharing to speak of) reads `NO_OWNER` and stays with this thread.
             let holder = (*slot).owner.load(Ordering::Relaxed);
-            // `others` is `holder != token && holder != NO_OWNER`, as one product: two
-            // nonzero 32-bit factors have a nonzero 64-bit product. It is one branch, not one
-            // per test: in a steady state about half the blocks come from the span this
-            // thread carves and half from spans no one holds, so a branch on either test
-            // alone goes each way at random (larson mispredicted every other free so), while
-            // `others` is rarely true but in a producer's blocks, and then nearly always. A
-            // branch keeps the list's address off the owner load's chain, which choosing it
-            // by data (a cmov) put on it: larson took 0.95 of the time, 0.96 without thread
-            // turnover (12 alternating pairs each).
-            let others = u64::from(holder) * u64::from(holder ^ (*cache).token) != 0;
+            // One branch, not one per test (`holder != token`, `holder != NO_OWNER`): in a
+            // steady state about half the blocks come from the span this thread carves and
+            // half from spans no one holds, so a branch on either test alone goes each way
+            // at random (larson mispredicted every other free so), while `others` is rarely
+            // true but in a producer's blocks, and then nearly always. A branch keeps the
+            // list's address off the owner load's chain, which choosing it by data (a cmov)
+            // put on it: larson took 0.95 of the time, 0.96 without thread turnover (12
+            // alternating pairs each).
+            let others = thread_cache::held_by_others(holder, (*cache).token);
             let lists = if others { &raw mut (*cache).remote } else { &raw mut (*cache).bins };
             if !(*lists).get_unchecked_mut(class).try_push(ptr) {
                 let list = if others { FreeList::Others } else { FreeList::Own };
@@ -199,8 +198,19 @@ impl PinAlloc {
     /// As for [`PinAlloc::free`]; `ptr` is a small block of `class`.
     #[cold]
     #[inline(never)]
-    unsafe extern "C" fn free_small_slow(&self, ptr: *mut u8, class: usize, list: FreeList) {
+    unsafe extern "C" fn free_small_slow(&self, ptr: *mut u8, class: usize, mut list: FreeList) {
         let cache = thread_cache::current();
+        // SAFETY: this thread's cache; `ptr`'s page slot as in `free_small`.
+        unsafe {
+            if (*cache).token == NO_OWNER {
+                // A cache not set up holds no span, yet `held_by_others` counts no holder as
+                // another's for it (its lists are full then, so the block comes here): every
+                // held span's block is another's.
+                let slot = SegmentHeader::page_slot(os::root_provenance(ptr));
+                let held = (*slot).owner.load(Ordering::Relaxed) != NO_OWNER;
+                list = if held { FreeList::Others } else { FreeList::Own };
+            }
+        }
         // SAFETY: forwarded: this thread's cache, a block of `class` given up.
         os::keeping_errno(|| unsafe { self.dealloc_slow(cache, class, ptr, list) });
     }

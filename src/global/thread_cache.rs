@@ -316,13 +316,28 @@ unsafe fn set_up(cache: *mut ThreadCache) {
     let _ = FLUSH_AT_EXIT.try_with(|_| ());
 }
 
-/// A token for a new thread cache: unique until the counter wraps past 2^32 threads, and
-/// never [`NO_OWNER`]. A repeated token would only blur whose blocks are whose, a hint.
+/// A token for a new thread cache: the top bit set ([`TOKEN_MARK`]), unique until the
+/// counter below it wraps past 2^31 threads, and so never [`NO_OWNER`]. A repeated token
+/// would only blur whose blocks are whose, a hint.
 fn next_token() -> u32 {
-    static NEXT: AtomicU32 = AtomicU32::new(1);
+    static NEXT: AtomicU32 = AtomicU32::new(0);
     // Relaxed, no partner: only the counter's atomicity matters.
-    let token = NEXT.fetch_add(1, Ordering::Relaxed);
-    if token == NO_OWNER { NEXT.fetch_add(1, Ordering::Relaxed) } else { token }
+    TOKEN_MARK | NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The bit every token has. `free` tells a block of a span another thread holds by the
+/// sign of `holder ^ token` alone (see [`held_by_others`]).
+const TOKEN_MARK: u32 = 1 << 31;
+
+/// Whether a span whose holder is `holder` (a token or [`NO_OWNER`]) is held by a thread
+/// other than the one whose cache has `token`: `holder != token && holder != NO_OWNER`, as
+/// one test. Two tokens share [`TOKEN_MARK`], so the xor of different ones is positive; the
+/// xor of equal ones is zero, and that of a token and `NO_OWNER` has the mark, a negative
+/// sign. A cache not set up (`token == NO_OWNER`) sees no holder as another's.
+#[inline(always)]
+pub(crate) fn held_by_others(holder: u32, token: u32) -> bool {
+    const { assert!(NO_OWNER == 0) };
+    ((holder ^ token) as i32) > 0
 }
 
 /// `alloc` found the class's list empty.
@@ -709,6 +724,32 @@ mod tests {
                 prop_assert_eq!((bin.alloc_hits, bin.free_hits()), (allocs, frees));
             }
         }
+    }
+
+    proptest! {
+        #![proptest_config(if cfg!(miri) {
+            ProptestConfig { cases: 4, failure_persistence: None, ..ProptestConfig::default() }
+        } else {
+            ProptestConfig::with_cases(256)
+        })]
+
+        /// `free`'s one-test holder check agrees with the two tests it replaces, for every
+        /// pair of tokens (any counter values below the mark) and the absent holder.
+        #[test]
+        fn holder_test_is_two_comparisons(a in 0..TOKEN_MARK, b in 0..TOKEN_MARK, holder_absent: bool) {
+            let token = TOKEN_MARK | a;
+            let holder = if holder_absent { NO_OWNER } else { TOKEN_MARK | b };
+            prop_assert_eq!(held_by_others(holder, token), holder != NO_OWNER && holder != token);
+            // A cache not set up counts no holder as another's (its slow path sorts them).
+            prop_assert!(!held_by_others(holder, NO_OWNER));
+        }
+    }
+
+    #[test]
+    fn tokens_carry_the_mark() {
+        let (a, b) = (next_token(), next_token());
+        assert!(a & b & TOKEN_MARK != 0 && a != b);
+        assert!(held_by_others(a, b) && held_by_others(b, a) && !held_by_others(a, a));
     }
 
     /// Static TLS starts as zero bytes (see `static_tls.rs`): they must read as a fresh cache.
