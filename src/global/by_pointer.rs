@@ -168,7 +168,7 @@ impl PinAlloc {
         // handed out); the bins are this thread's.
         unsafe {
             let slot = SegmentHeader::page_slot(os::root_provenance(ptr));
-            let class = (*slot).class as usize;
+            let bin = (*slot).bin;
             let cache = thread_cache::current();
             // Relaxed: a hint (see `Span::owner`). A block past its span's first page (over
             // 8 KiB: no false sharing to speak of) reads `NO_OWNER` and stays with this thread.
@@ -183,9 +183,9 @@ impl PinAlloc {
             // alternating pairs each).
             let others = thread_cache::held_by_others(holder, (*cache).token);
             let lists = if others { &raw mut (*cache).remote } else { &raw mut (*cache).bins };
-            if !(*lists).get_unchecked_mut(class).try_push(ptr) {
+            if !(*thread_cache::bin_at(lists, bin)).try_push(ptr) {
                 let list = if others { FreeList::Others } else { FreeList::Own };
-                self.free_small_slow(ptr, class, list);
+                self.free_small_slow(ptr, thread_cache::class_at(bin), list);
             }
         }
     }

@@ -356,12 +356,12 @@ unsafe impl GlobalAlloc for PinAlloc {
             // SAFETY: forwarded contract.
             return unsafe { self.dealloc_checked(os::root_provenance(ptr), layout) };
         }
-        if let Some(class) = size_class::small_class(layout.size(), layout.align()) {
+        if let Some(bin) = thread_cache::small_bin(layout.size(), layout.align()) {
             let block = Block::linkable(ptr, layout.size());
-            // SAFETY: this thread's cache; `block` is a block of `class` (the same layout
-            // gives the same class) that the caller gives up.
+            // SAFETY: this thread's cache; `bin` is a list's offset; `block` is a block of
+            // the list's class (the same layout gives the same class) that the caller gives up.
             unsafe {
-                if (*thread_cache::current()).bins.get_unchecked_mut(class).try_push(block) {
+                if (*thread_cache::bin_at(&raw mut (*thread_cache::current()).bins, bin)).try_push(block) {
                     return;
                 }
             }
@@ -422,10 +422,10 @@ impl PinAlloc {
     /// and the list has one.
     #[inline(always)]
     fn pop_cached(&self, size: usize, align: usize) -> Option<*mut u8> {
-        let class = size_class::small_class(size, align)?;
-        // SAFETY: this thread's cache; `class < CLASSES`; a non-null head is a free block of
-        // this class owned by the cache, whose first word links the next.
-        unsafe { (*thread_cache::current()).bins.get_unchecked_mut(class).pop() }
+        let bin = thread_cache::small_bin(size, align)?;
+        // SAFETY: this thread's cache; `bin` is a list's offset; a non-null head is a free
+        // block of the list's class owned by the cache, whose first word links the next.
+        unsafe { (*thread_cache::bin_at(&raw mut (*thread_cache::current()).bins, bin)).pop() }
     }
 
     /// `alloc` under the debug checks: the block must come out of its list intact.

@@ -16,6 +16,7 @@
 //! unmaps segments that are entirely free, keeping one in reserve.
 
 use super::size_class::{CLASSES, block_size};
+use super::thread_cache::bin_offset;
 use crate::os::{HugePages, MapOptions, Mapping, Purge, RawMapping};
 use crate::sync::SpinLock;
 use core::ptr::{self, NonNull};
@@ -79,6 +80,10 @@ pub(crate) struct Span {
     pub prev: *mut Span,
     /// Blocks the span holds in all (at most 4096: a page of 16-byte blocks).
     pub capacity: u16,
+    /// Where `class`'s list lies in a thread cache's lists, in bytes
+    /// ([`super::thread_cache::bin_offset`]), kept wherever `class` is: `free` indexes the
+    /// lists by it without scaling the class first.
+    pub bin: u16,
     /// Blocks carved so far (in the order [`Span::next_carve`] gives): handed out at least
     /// once. The rest have never been written by this span (zero if the pages are fresh or
     /// purged, stale if they were reused dirty).
@@ -123,6 +128,7 @@ impl Span {
             next: ptr::null_mut(),
             prev: ptr::null_mut(),
             capacity: 0,
+            bin: 0,
             carved: 0,
             outstanding: 0,
             free_count: 0,
@@ -388,6 +394,7 @@ impl Segments {
                 let slot = span.add(later);
                 (*slot).back = later as u8;
                 (*slot).class = class as u8;
+                (*slot).bin = bin_offset(class);
                 // Relaxed, no partner: a later slot's holder never changes (see `Span::owner`).
                 (*slot).owner.store(NO_OWNER, Ordering::Relaxed);
             }
@@ -396,6 +403,7 @@ impl Segments {
                 start,
                 capacity: ((pages * PAGE) / block_size(class)) as u16,
                 class: class as u8,
+                bin: bin_offset(class),
                 pages: pages as u8,
                 ..Span::empty()
             });

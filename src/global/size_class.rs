@@ -59,11 +59,26 @@ const fn small_lookup() -> [u8; 65] {
     table
 }
 
+/// Entries of tables indexed by [`small_slot`].
+pub const SMALL_SLOTS: usize = SMALL_LOOKUP.len();
+
+/// The index of a request of at most 1024 bytes with an alignment of at most 16 (the fast
+/// paths' case) in tables by size, [`SMALL_SLOTS`] long: `(size + 15) / 16`.
+#[inline(always)]
+pub fn small_slot(size: usize, align: usize) -> Option<usize> {
+    if size <= 1024 && align <= 16 { Some((size + 15) >> 4) } else { None }
+}
+
+/// The class of the requests at [`small_slot`] `slot`.
+pub const fn class_at_slot(slot: usize) -> usize {
+    SMALL_LOOKUP[slot] as usize
+}
+
 /// The class of a size of at most 1024 bytes with an alignment of at most 16: the fast
 /// paths' case, one table load.
 #[inline(always)]
 pub fn small_class(size: usize, align: usize) -> Option<usize> {
-    if size <= 1024 && align <= 16 { Some(SMALL_LOOKUP[(size + 15) >> 4] as usize) } else { None }
+    small_slot(size, align).map(class_at_slot)
 }
 
 /// The class serving `size` bytes aligned to `align` (a power of two), or `None` if the

@@ -26,7 +26,7 @@ use super::central::{self, Carve, Carver, Chain, Refill};
 use super::counters::{self, Miss};
 use super::depot;
 use super::segment::{Block, NO_OWNER, SegmentOptions, Span};
-use super::size_class::{CLASSES, block_size};
+use super::size_class::{CLASSES, SMALL_SLOTS, block_size, class_at_slot, small_slot};
 use core::ptr;
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -314,6 +314,48 @@ unsafe fn set_up(cache: *mut ThreadCache) {
     // cache is already usable, so such a nested call takes the ordinary paths. `try_with`:
     // never panic, even if called during thread teardown.
     let _ = FLUSH_AT_EXIT.try_with(|_| ());
+}
+
+/// The byte offset of `class`'s list in [`ThreadCache::bins`] (and in
+/// [`ThreadCache::remote`]): what a span keeps in [`Span::bin`].
+pub(crate) const fn bin_offset(class: usize) -> u16 {
+    const { assert!(CLASSES * size_of::<Bin>() <= u16::MAX as usize) };
+    (class * size_of::<Bin>()) as u16
+}
+
+/// The class whose list lies at `offset` ([`bin_offset`]'s inverse).
+pub(crate) const fn class_at(offset: u16) -> usize {
+    offset as usize / size_of::<Bin>()
+}
+
+/// The list at byte `offset` of `lists` (a [`bin_offset`]).
+///
+/// # Safety
+/// `lists` points to live lists; `offset` is a [`bin_offset`].
+#[inline(always)]
+pub(crate) unsafe fn bin_at(lists: *mut [Bin; CLASSES], offset: u16) -> *mut Bin {
+    // SAFETY: per the contract the offset is a whole list's within the array.
+    unsafe { lists.byte_add(usize::from(offset)).cast::<Bin>() }
+}
+
+/// [`bin_offset`] of the class of the requests at each [`small_slot`]: the fast paths'
+/// one table load gives the list's place without scaling a class. A `const`, not a
+/// `static`, so the crate that inlines the fast path gets its own copy (no GOT load).
+const SMALL_BINS: [u16; SMALL_SLOTS] = {
+    let mut table = [0; SMALL_SLOTS];
+    let mut slot = 0;
+    while slot < SMALL_SLOTS {
+        table[slot] = bin_offset(class_at_slot(slot));
+        slot += 1;
+    }
+    table
+};
+
+/// The [`bin_offset`] of the class serving `size` bytes aligned to `align`, for a request
+/// of at most 1024 bytes aligned to at most 16 (see [`small_slot`]).
+#[inline(always)]
+pub(crate) fn small_bin(size: usize, align: usize) -> Option<u16> {
+    small_slot(size, align).map(|slot| SMALL_BINS[slot])
 }
 
 /// A token for a new thread cache: the top bit set ([`TOKEN_MARK`]), unique until the
@@ -743,6 +785,23 @@ mod tests {
             // A cache not set up counts no holder as another's (its slow path sorts them).
             prop_assert!(!held_by_others(holder, NO_OWNER));
         }
+    }
+
+    #[test]
+    fn list_offsets_name_the_class_list() {
+        let mut cache = ThreadCache::FRESH;
+        for class in 0..CLASSES {
+            let offset = bin_offset(class);
+            assert_eq!(class_at(offset), class);
+            // SAFETY: a live array and one of its lists' offsets.
+            let bin = unsafe { bin_at(&raw mut cache.remote, offset) };
+            assert!(ptr::eq(bin, &cache.remote[class]));
+        }
+        for size in 0..=1024 {
+            let class = super::super::size_class::class_of(size, 16).unwrap();
+            assert_eq!(small_bin(size, 16), Some(bin_offset(class)));
+        }
+        assert_eq!((small_bin(1025, 16), small_bin(16, 32)), (None, None));
     }
 
     #[test]
