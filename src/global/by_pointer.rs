@@ -18,9 +18,9 @@
 //! the chunk's byte in the segment map instead of steps 1 and 2:
 //! one load says both "ours" and "small" ([`PinAlloc::free_if_owned`] is C's `free` so).
 //!
-//! That fast path reads the block's page slot in the span table, which holds the class and
-//! the span's holder (for a block past its span's first page, over 8 KiB, a copy of the
-//! class and no holder), so it also reads the holder: a block of a span another thread is
+//! That fast path reads the block's page slot in the span table, which holds the class's
+//! list offset and the span's holder (for a block past its span's first page, over 8 KiB,
+//! a copy of the offset and no holder), so it also reads the holder: a block of a span another thread is
 //! carving goes on a second list, which goes back to the spans
 //! (to their holders) a batch at a time; any other block goes on the thread's list, to be
 //! reused next. A thread freeing a block it was handed by another (cache-scratch's pattern)
@@ -148,7 +148,7 @@ impl PinAlloc {
     pub unsafe fn free_if_owned(&self, ptr: *mut u8) -> bool {
         if !debug_checks::ENABLED && segment_map::is_small(ptr.addr()) {
             // SAFETY: in a registered small segment, so not foreign (a foreign pointer falls in
-            // the chunk only after it is unmapped, which follows clearing the bit): by the
+            // the chunk only after it is unmapped, which follows clearing the byte): by the
             // contract a live block of ours, and a small one.
             unsafe { self.free_small(ptr) };
             return true;
@@ -164,11 +164,13 @@ impl PinAlloc {
     /// `ptr` is a live small block of this allocator, not used again.
     #[inline(always)]
     unsafe fn free_small(&self, ptr: *mut u8) {
-        // SAFETY: the block's page slot names its class (written before the block was first
-        // handed out); the bins are this thread's.
+        // SAFETY: the block's page slot holds its class's list offset (`Span::bin`, written
+        // with the class before the block was first handed out), which `bin_at` takes; the
+        // lists are this thread's.
         unsafe {
             let slot = SegmentHeader::page_slot(os::root_provenance(ptr));
             let bin = (*slot).bin;
+            debug_assert_eq!(thread_cache::class_at(bin), usize::from((*slot).class));
             let cache = thread_cache::current();
             // Relaxed: a hint (see `Span::owner`). A block past its span's first page (over
             // 8 KiB: no false sharing to speak of) reads `NO_OWNER` and stays with this thread.
@@ -203,10 +205,12 @@ impl PinAlloc {
         // SAFETY: this thread's cache; `ptr`'s page slot as in `free_small`.
         unsafe {
             if (*cache).token == NO_OWNER {
-                // A cache not set up holds no span, yet `held_by_others` counts no holder as
-                // another's for it (its lists are full then, so the block comes here): every
-                // held span's block is another's.
+                // A cache not set up holds no span, yet `held_by_others` returns false for
+                // every holder with its token (its lists have no room then, so the block
+                // comes here): every held span's block is another's. (tests/free_locality.rs
+                // frees such a block first thing in a new thread.)
                 let slot = SegmentHeader::page_slot(os::root_provenance(ptr));
+                // Relaxed: a hint (see `Span::owner`).
                 let held = (*slot).owner.load(Ordering::Relaxed) != NO_OWNER;
                 list = if held { FreeList::Others } else { FreeList::Own };
             }

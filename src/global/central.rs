@@ -210,8 +210,8 @@ const SPLICE_SLACK: u32 = 4;
 /// The span a thread cache carves fresh blocks of one class from (see [`Span::owner`]).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Carver {
-    /// The cache's token, or [`NO_OWNER`] for a thread without a cache (whose spans stay
-    /// unheld).
+    /// The cache's token (which carries `thread_cache::TOKEN_MARK`, as [`Span::owner`]
+    /// requires), or [`NO_OWNER`] for a thread without a cache (whose spans stay unheld).
     pub token: u32,
     /// The span the cache holds, or null.
     pub span: *mut Span,
@@ -414,7 +414,7 @@ mod tests {
         // other users in this binary (its buffer pools), ask for.
         let class = super::super::size_class::class_of(1200, 16).unwrap();
         let options = SegmentOptions { huge_pages: HugePages::Forbid };
-        let mut carver = Carver { token: 7, span: ptr::null_mut() };
+        let mut carver = Carver { token: super::super::thread_cache::TOKEN_MARK | 7, span: ptr::null_mut() };
         let mut refill_of = |want| {
             let Refill { chain, carve } = refill(class, 0, want, options, &mut carver);
             assert!(chain.is_empty() && (1..=want).contains(&carve.left), "a fresh span carves up to {want}");

@@ -80,9 +80,10 @@ pub(crate) struct Span {
     pub prev: *mut Span,
     /// Blocks the span holds in all (at most 4096: a page of 16-byte blocks).
     pub capacity: u16,
-    /// Where `class`'s list lies in a thread cache's lists, in bytes
-    /// ([`super::thread_cache::bin_offset`]), kept wherever `class` is: `free` indexes the
-    /// lists by it without scaling the class first.
+    /// Where `class`'s list lies in a thread cache's lists, in bytes: always
+    /// [`super::thread_cache::bin_offset`] of `class`, written with it in every slot that
+    /// holds a class (a span's own, and its later pages'). `free` indexes the lists by it
+    /// without scaling the class first.
     pub bin: u16,
     /// Blocks carved so far (in the order [`Span::next_carve`] gives): handed out at least
     /// once. The rest have never been written by this span (zero if the pages are fresh or
@@ -92,7 +93,9 @@ pub(crate) struct Span {
     pub outstanding: u32,
     /// Blocks on `free`.
     pub free_count: u32,
-    /// The token of the thread cache that *holds* this span to carve it, or [`NO_OWNER`].
+    /// The token of the thread cache that *holds* this span to carve it, or [`NO_OWNER`]:
+    /// never any other value, since `free` tells holders apart by the tokens' common mark
+    /// (`thread_cache::held_by_others`).
     /// Only the holder carves a held span, reaching it through its cache rather than the
     /// partial list, and the span stays even when all its blocks are back; the holder lets
     /// go when it has carved the last block or exits. `free` by pointer compares the token
@@ -107,13 +110,13 @@ pub(crate) struct Span {
     pub listed: bool,
     /// How many pages this slot lies past the first page of the span covering its page: 0
     /// in a span's own slot, `i` in the slot of its page `first + i`. Such a later slot
-    /// holds only `back`, a copy of the span's `class` and an `owner` of [`NO_OWNER`]: what
-    /// `free` reads ([`SegmentHeader::page_slot`]). Set when the span is made, before any
+    /// holds only `back`, copies of the span's `class` and `bin`, and an `owner` of
+    /// [`NO_OWNER`]: what `free` reads ([`SegmentHeader::page_slot`]). Set when the span is made, before any
     /// of its blocks exists, and read without a lock.
     pub back: u8,
 }
 
-// `free` by pointer reads a span's class and holder: one line.
+// `free` by pointer reads a span's list offset and holder: one line.
 const _: () = assert!(core::mem::size_of::<Span>() == 64);
 
 /// [`Span::owner`] of a span no thread cache carves.
@@ -257,8 +260,8 @@ impl SegmentHeader {
 
     /// The slot of the page holding block `ptr`: its span's on the span's first page (every
     /// span of blocks up to 8 KiB has only that one), else a later slot that carries the
-    /// span's class and [`NO_OWNER`] (see [`Span::back`]). `free` reads the class and
-    /// holder here without first following `back`: that dependent load cost larson 6% of
+    /// span's class, list offset and [`NO_OWNER`] (see [`Span::back`]). `free` reads the
+    /// list offset and holder here without first following `back`: that dependent load cost larson 6% of
     /// its time.
     ///
     /// The tables of all colours form one array, indexed by colour and page together: the

@@ -22,7 +22,9 @@
 //!
 //! A byte rather than a bit per chunk: the bit took a second shift, the word's load and a
 //! bit test, and a second bitmap to tell small segments from the rest (`free` ran 5 more
-//! instructions); the byte map's extra virtual size costs nothing until written.
+//! instructions). The byte map's 32 MiB (the bitmaps' 8) take memory only where written:
+//! a few pages. They do count as reserved address space, against `RLIMIT_AS` and, where
+//! overcommit is off (`vm.overcommit_memory=2`), against the commit limit.
 
 use super::segment::SEGMENT;
 use core::cell::UnsafeCell;
@@ -34,7 +36,7 @@ const CHUNK_SHIFT: u32 = SEGMENT.trailing_zeros();
 const CHUNKS: usize = 1 << (ADDRESS_BITS - CHUNK_SHIFT);
 
 /// One byte per chunk: zero or a [`Chunk`], read and written only atomically, through
-/// [`ChunkMap::byte`].
+/// [`byte`].
 ///
 /// The bytes sit in one `UnsafeCell` rather than being an array of `AtomicU8`: each
 /// reference to an array of 2^25 atomics is retagged element by element under miri's
@@ -89,6 +91,8 @@ pub(crate) fn insert(addr: usize, kind: Chunk) -> bool {
 /// Clears the chunk holding `addr`, which held `kind`.
 pub(crate) fn remove(addr: usize, kind: Chunk) {
     if let Some(byte) = byte(addr) {
+        // Relaxed, no partner: this thread registered the chunk, or received its block,
+        // after `insert`.
         debug_assert_eq!(byte.load(Ordering::Relaxed), kind as u8);
         // Relaxed: see `MAP`.
         byte.store(0, Ordering::Relaxed);

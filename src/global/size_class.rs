@@ -60,17 +60,17 @@ const fn small_lookup() -> [u8; 65] {
 }
 
 /// Entries of tables indexed by [`small_slot`].
-pub const SMALL_SLOTS: usize = SMALL_LOOKUP.len();
+pub(crate) const SMALL_SLOTS: usize = SMALL_LOOKUP.len();
 
 /// The index of a request of at most 1024 bytes with an alignment of at most 16 (the fast
 /// paths' case) in tables by size, [`SMALL_SLOTS`] long: `(size + 15) / 16`.
 #[inline(always)]
-pub fn small_slot(size: usize, align: usize) -> Option<usize> {
+pub(crate) fn small_slot(size: usize, align: usize) -> Option<usize> {
     if size <= 1024 && align <= 16 { Some((size + 15) >> 4) } else { None }
 }
 
 /// The class of the requests at [`small_slot`] `slot`.
-pub const fn class_at_slot(slot: usize) -> usize {
+pub(crate) const fn class_at_slot(slot: usize) -> usize {
     SMALL_LOOKUP[slot] as usize
 }
 

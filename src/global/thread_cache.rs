@@ -334,6 +334,9 @@ pub(crate) const fn class_at(offset: u16) -> usize {
 /// `lists` points to live lists; `offset` is a [`bin_offset`].
 #[inline(always)]
 pub(crate) unsafe fn bin_at(lists: *mut [Bin; CLASSES], offset: u16) -> *mut Bin {
+    debug_assert!(
+        usize::from(offset) < CLASSES * size_of::<Bin>() && usize::from(offset) % size_of::<Bin>() == 0
+    );
     // SAFETY: per the contract the offset is a whole list's within the array.
     unsafe { lists.byte_add(usize::from(offset)).cast::<Bin>() }
 }
@@ -369,7 +372,7 @@ fn next_token() -> u32 {
 
 /// The bit every token has. `free` tells a block of a span another thread holds by the
 /// sign of `holder ^ token` alone (see [`held_by_others`]).
-const TOKEN_MARK: u32 = 1 << 31;
+pub(crate) const TOKEN_MARK: u32 = 1 << 31;
 
 /// Whether a span whose holder is `holder` (a token or [`NO_OWNER`]) is held by a thread
 /// other than the one whose cache has `token`: `holder != token && holder != NO_OWNER`, as
