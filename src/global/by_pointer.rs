@@ -20,10 +20,10 @@
 //!
 //! That fast path reads the block's page slot in the span table, which holds the class's
 //! list offset and the span's holder (for a block past its span's first page, over 8 KiB,
-//! a copy of the offset and no holder), so it also reads the holder: a block of a span another thread is
-//! carving goes on a second list, which goes back to the spans
-//! (to their holders) a batch at a time; any other block goes on the thread's list, to be
-//! reused next. A thread freeing a block it was handed by another (cache-scratch's pattern)
+//! a copy of the offset and no holder), so it also reads the holder: a block of a span
+//! another thread is carving goes on a second list, which goes back to the spans (to their
+//! holders) a batch at a time; any other block goes on the thread's list, to be reused
+//! next. A thread freeing a block it was handed by another (cache-scratch's pattern)
 //! therefore does not take that block, whose cache line the other thread may be writing,
 //! for its own next allocation (*passive false sharing*: it made cache-scratch 3.4 times
 //! slower here than under mimalloc, which sends such a block back to its page's owner);
