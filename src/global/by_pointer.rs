@@ -18,9 +18,9 @@
 //! the chunk's byte in the segment map instead of steps 1 and 2:
 //! one load says both "ours" and "small" ([`PinAlloc::free_if_owned`] is C's `free` so).
 //!
-//! That fast path reads the block's page slot in the span table, which holds the class's
-//! list offset and the span's holder (for a block past its span's first page, over 8 KiB,
-//! a copy of the offset and no holder), so it also reads the holder: a block of a span
+//! That fast path reads the block's page slot in the span table, which holds the class (as
+//! its list's offset in a thread cache) and the span's holder (for a block past its span's
+//! first page, over 8 KiB, a copy of the class and no holder), so it also reads the holder: a block of a span
 //! another thread is carving goes on a second list, which goes back to the spans (to their
 //! holders) a batch at a time; any other block goes on the thread's list, to be reused
 //! next. A thread freeing a block it was handed by another (cache-scratch's pattern)
@@ -68,7 +68,7 @@ unsafe fn equivalent_layout(ptr: *mut u8) -> Layout {
     // SAFETY: per the contract.
     unsafe {
         let (size, align) = match small_span(ptr) {
-            Some(span) => (block_size((*span).class as usize), 16),
+            Some(span) => (block_size((*span).class()), 16),
             None => {
                 let header = large::header_of(ptr);
                 (large::usable_size(header), (*header).offset)
@@ -164,13 +164,12 @@ impl PinAlloc {
     /// `ptr` is a live small block of this allocator, not used again.
     #[inline(always)]
     unsafe fn free_small(&self, ptr: *mut u8) {
-        // SAFETY: the block's page slot holds its class's list offset (`Span::bin`, written
-        // with the class before the block was first handed out), which `bin_at` takes; the
-        // lists are this thread's.
+        // SAFETY: the block's page slot holds its class as a list offset (`Span::bin`,
+        // written before the block was first handed out), which `bin_at` takes; the lists are
+        // this thread's.
         unsafe {
             let slot = SegmentHeader::page_slot(os::root_provenance(ptr));
             let bin = (*slot).bin;
-            debug_assert_eq!(thread_cache::class_at(bin), usize::from((*slot).class));
             let cache = thread_cache::current();
             // Relaxed: a hint (see `Span::owner`). A block past its span's first page (over
             // 8 KiB: no false sharing to speak of) reads `NO_OWNER` and stays with this thread.

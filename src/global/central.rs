@@ -388,7 +388,7 @@ pub(crate) unsafe fn give_back(class: usize, mut chain: Chain, now_ms: u64) -> b
         while let Some(block) = chain.pop() {
             let span = super::segment::SegmentHeader::span_of(block.cast());
             let s = &mut *span;
-            debug_assert_eq!(s.class as usize, class, "block given back to the wrong class");
+            debug_assert_eq!(s.class(), class, "block given back to the wrong class");
             (*block).next = s.free;
             if s.free.is_null() {
                 s.free_tail = block;

@@ -90,7 +90,7 @@ pub(crate) unsafe fn check_free(ptr: *mut u8, layout: Layout) {
                     fatal("pinalloc debug check: a large block freed with a small layout\n");
                 }
                 let span = SegmentHeader::span_of(ptr);
-                if (*span).class as usize != class || (*span).start.is_null() {
+                if (*span).class() != class || (*span).start.is_null() {
                     fatal("pinalloc debug check: a block freed with a layout of another size class\n");
                 }
                 let size = block_size(class);

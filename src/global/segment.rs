@@ -16,7 +16,7 @@
 //! unmaps segments that are entirely free, keeping one in reserve.
 
 use super::size_class::{CLASSES, block_size};
-use super::thread_cache::bin_offset;
+use super::thread_cache::{bin_offset, class_at};
 use crate::os::{HugePages, MapOptions, Mapping, Purge, RawMapping};
 use crate::sync::SpinLock;
 use core::ptr::{self, NonNull};
@@ -80,10 +80,10 @@ pub(crate) struct Span {
     pub prev: *mut Span,
     /// Blocks the span holds in all (at most 4096: a page of 16-byte blocks).
     pub capacity: u16,
-    /// Where `class`'s list lies in a thread cache's lists, in bytes: always
-    /// [`super::thread_cache::bin_offset`] of `class`, written with it in every slot that
-    /// holds a class (a span's own, and its later pages'). `free` indexes the lists by it
-    /// without scaling the class first.
+    /// The span's class, as where its list lies in a thread cache's lists, in bytes
+    /// ([`super::thread_cache::bin_offset`]; [`Span::class`] reads it back): `free` indexes
+    /// the lists by it without scaling a class first. In a span's own slot and its later
+    /// pages'.
     pub bin: u16,
     /// Blocks carved so far (in the order [`Span::next_carve`] gives): handed out at least
     /// once. The rest have never been written by this span (zero if the pages are fresh or
@@ -93,10 +93,9 @@ pub(crate) struct Span {
     pub outstanding: u32,
     /// Blocks on `free`.
     pub free_count: u32,
-    /// The token of the thread cache that *holds* this span to carve it, or [`NO_OWNER`]:
-    /// never any other value, since `free` tells holders apart by the tokens' common mark
-    /// (`thread_cache::held_by_others`).
-    /// Only the holder carves a held span, reaching it through its cache rather than the
+    /// The token of the thread cache that *holds* this span to carve it, or [`NO_OWNER`]
+    /// (never any other value: `free` tells holders apart by the tokens' common mark, see
+    /// `thread_cache::held_by_others`). Only the holder carves a held span, reaching it through its cache rather than the
     /// partial list, and the span stays even when all its blocks are back; the holder lets
     /// go when it has carved the last block or exits. `free` by pointer compares the token
     /// with its own, to keep other threads' fresh blocks out of its list (see
@@ -104,15 +103,14 @@ pub(crate) struct Span {
     /// atomic; `Relaxed` on both sides, no partner: the value is a hint that orders
     /// nothing, and the lock orders the writers.
     pub owner: AtomicU32,
-    pub class: u8,
     pub pages: u8,
     /// Whether the span is on its class's partial list.
     pub listed: bool,
     /// How many pages this slot lies past the first page of the span covering its page: 0
     /// in a span's own slot, `i` in the slot of its page `first + i`. Such a later slot
-    /// holds only `back`, copies of the span's `class` and `bin`, and an `owner` of
-    /// [`NO_OWNER`]: what `free` reads ([`SegmentHeader::page_slot`]). Set when the span is made, before any
-    /// of its blocks exists, and read without a lock.
+    /// holds only `back`, a copy of the span's `bin` and an `owner` of [`NO_OWNER`]: what
+    /// `free` reads ([`SegmentHeader::page_slot`]). Set when the span is made, before any of
+    /// its blocks exists, and read without a lock.
     pub back: u8,
 }
 
@@ -136,11 +134,15 @@ impl Span {
             outstanding: 0,
             free_count: 0,
             owner: AtomicU32::new(NO_OWNER),
-            class: 0,
             pages: 0,
             listed: false,
             back: 0,
         }
+    }
+
+    /// The span's class.
+    pub fn class(&self) -> usize {
+        class_at(self.bin)
     }
 
     /// Whether every block has come back.
@@ -260,9 +262,9 @@ impl SegmentHeader {
 
     /// The slot of the page holding block `ptr`: its span's on the span's first page (every
     /// span of blocks up to 8 KiB has only that one), else a later slot that carries the
-    /// span's class, list offset and [`NO_OWNER`] (see [`Span::back`]). `free` reads the
-    /// list offset and holder here without first following `back`: that dependent load cost larson 6% of
-    /// its time.
+    /// span's class (as its list offset) and [`NO_OWNER`] (see [`Span::back`]). `free` reads
+    /// the class and holder here without first following `back`: that dependent load cost
+    /// larson 6% of its time.
     ///
     /// The tables of all colours form one array, indexed by colour and page together: the
     /// address bits above the page offset, masked. `free` finds the slot in a shift, a mask
@@ -396,7 +398,6 @@ impl Segments {
             for later in 1..pages {
                 let slot = span.add(later);
                 (*slot).back = later as u8;
-                (*slot).class = class as u8;
                 (*slot).bin = bin_offset(class);
                 // Relaxed, no partner: a later slot's holder never changes (see `Span::owner`).
                 (*slot).owner.store(NO_OWNER, Ordering::Relaxed);
@@ -405,7 +406,6 @@ impl Segments {
             span.write(Span {
                 start,
                 capacity: ((pages * PAGE) / block_size(class)) as u16,
-                class: class as u8,
                 bin: bin_offset(class),
                 pages: pages as u8,
                 ..Span::empty()

@@ -769,14 +769,6 @@ mod tests {
                 prop_assert_eq!((bin.alloc_hits, bin.free_hits()), (allocs, frees));
             }
         }
-    }
-
-    proptest! {
-        #![proptest_config(if cfg!(miri) {
-            ProptestConfig { cases: 4, failure_persistence: None, ..ProptestConfig::default() }
-        } else {
-            ProptestConfig::with_cases(256)
-        })]
 
         /// `free`'s one-test holder check agrees with the two tests it replaces, for every
         /// pair of tokens (any counter values below the mark) and the absent holder.
