@@ -62,15 +62,21 @@ fn free_if_owned_frees_ours_and_leaves_the_rest_alone() {
         // SAFETY: live, not used again.
         assert!(unsafe { ALLOC.free_if_owned(ptr) }, "{size}/{align}");
     }
-    // A small block really goes back: the thread's list is LIFO, so it comes out next.
+    // A small block really goes back: onto the thread's list of freed blocks, which the
+    // allocations take over once the blocks before it are used up.
     let layout = Layout::from_size_align(48, 16).unwrap();
-    // SAFETY: a valid layout; the block is freed once, then allocated again.
+    // SAFETY: a valid layout; every block is freed once.
     unsafe {
         let ptr = ALLOC.alloc(layout);
         assert!(ALLOC.free_if_owned(ptr));
-        let again = ALLOC.alloc(layout);
-        assert_eq!(again, ptr);
-        ALLOC.dealloc(again, layout);
+        let mut taken = Vec::new();
+        while taken.len() < 1 << 16 && taken.last() != Some(&ptr) {
+            taken.push(ALLOC.alloc(layout));
+        }
+        assert_eq!(taken.last(), Some(&ptr));
+        for block in taken {
+            ALLOC.dealloc(block, layout);
+        }
     }
     // More frees than a list holds (its slow path), from this thread and from another (the
     // list for other threads' spans): every block is reusable afterwards, none twice.

@@ -52,8 +52,12 @@ fn misuse_child() {
                 let p = GLOBAL.alloc(small);
                 GLOBAL.dealloc(p, small);
                 p.add(40).write(7);
-                // The list is LIFO: this allocation takes the block written above.
-                let _ = GLOBAL.alloc(small);
+                // The block comes back once the allocations have used up the blocks before
+                // it (the thread's freed list is taken over when the other runs dry); the
+                // allocation that takes it must abort.
+                for _ in 0..1 << 16 {
+                    let _ = GLOBAL.alloc(small);
+                }
             }
             "large_layout_too_big" => {
                 let layout = Layout::from_size_align(1 << 20, 8).unwrap();

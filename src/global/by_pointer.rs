@@ -20,14 +20,15 @@
 //!
 //! That fast path reads the block's page slot in the span table, which holds the class (as
 //! its list's offset in a thread cache) and the span's holder (for a block past its span's
-//! first page, over 8 KiB, a copy of the class and no holder), so it also reads the holder: a block of a span
-//! another thread is carving goes on a second list, which goes back to the spans (to their
-//! holders) a batch at a time; any other block goes on the thread's list, to be reused
-//! next. A thread freeing a block it was handed by another (cache-scratch's pattern)
-//! therefore does not take that block, whose cache line the other thread may be writing,
-//! for its own next allocation (*passive false sharing*: it made cache-scratch 3.4 times
-//! slower here than under mimalloc, which sends such a block back to its page's owner);
-//! nor does it pass it to a third thread through the depot (larson ran 10% slower so).
+//! first page, over 8 KiB, a copy of the class and no holder), so it also reads the holder:
+//! a block of a span another thread is carving goes on a second list, which goes back to
+//! the spans (to their holders) a batch at a time; any other block goes on the thread's
+//! list of freed blocks, which its allocations take over when their list runs dry. A thread
+//! freeing a block it was handed by another (cache-scratch's pattern) therefore does not
+//! take that block, whose cache line the other thread may be writing, for its own next
+//! allocation (*passive false sharing*: it made cache-scratch 3.4 times slower here than
+//! under mimalloc, which sends such a block back to its page's owner); nor does it pass it
+//! to a third thread through the depot (larson ran 10% slower so).
 
 use super::large;
 use super::segment::{NO_OWNER, SEGMENT, SegmentHeader, SegmentKind, Span};
@@ -120,7 +121,7 @@ impl PinAlloc {
     /// `errno` as it was, even when purging or unmapping fails inside.
     ///
     /// A small block from a span another thread is carving goes on a list that returns to
-    /// that span in batches; any other goes on the thread's list, to be reused next (see the
+    /// that span in batches; any other goes on the thread's list, to be reused (see the
     /// module docs). For a pointer that may be foreign (C's `free`), see
     /// [`PinAlloc::free_if_owned`].
     ///

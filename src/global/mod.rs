@@ -474,7 +474,7 @@ impl PinAlloc {
         let cache = thread_cache::current();
         // SAFETY: this thread's cache; `class < CLASSES`; as in the fast path.
         unsafe {
-            match (*cache).bins.get_unchecked_mut(class).pop() {
+            match (*cache).bins.get_unchecked_mut(class).pop_or_recycle() {
                 Some(block) => block,
                 None => self.alloc_slow(cache, class),
             }
