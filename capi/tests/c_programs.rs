@@ -1,5 +1,5 @@
-//! libpinalloc.so from the outside: C test programs (`tests/c/`) built with the system's C
-//! compiler and run both under `LD_PRELOAD` and linked against the library, and real,
+//! libpinalloc.so from the outside: C and C++ test programs (`tests/c/`) built with the
+//! system's compilers and run both under `LD_PRELOAD` and linked against the library, and real,
 //! unmodified programs (python3, git) run under `LD_PRELOAD`. Each program must exit 0
 //! (and the C ones print "ok"); each checks that pinalloc really served it.
 
@@ -31,17 +31,19 @@ enum Use {
     Linked,
 }
 
-/// Compiles `tests/c/<name>.c` (once per variant) and returns the executable.
-fn build(name: &str, how: Use) -> PathBuf {
+/// Compiles `tests/c/<file>` (once per variant), C or C++ by its extension, and returns the
+/// executable.
+fn build(file: &str, how: Use) -> PathBuf {
     // Two tests may build the same program: one compiler writes each output at a time.
     static COMPILING: OnceLock<std::sync::Mutex<()>> = OnceLock::new();
     let _serial = COMPILING.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{how:?}"));
-    let mut cc = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{file}-{how:?}"));
+    let (variable, fallback) = if file.ends_with(".cpp") { ("CXX", "c++") } else { ("CC", "cc") };
+    let mut cc = Command::new(std::env::var(variable).unwrap_or_else(|_| fallback.into()));
     cc.args(["-O1", "-g", "-Wall", "-Wextra", "-Werror", "-pthread"])
         .arg("-I")
         .arg(crate_dir().join("include"))
-        .arg(crate_dir().join("tests/c").join(format!("{name}.c")))
+        .arg(crate_dir().join("tests/c").join(file))
         .arg("-o")
         .arg(&out);
     if let Use::Linked = how {
@@ -49,8 +51,9 @@ fn build(name: &str, how: Use) -> PathBuf {
         cc.arg(format!("-L{}", dir.display())).arg("-lpinalloc").arg(format!("-Wl,-rpath,{}", dir.display()));
     }
     cc.arg("-ldl");
-    let status = cc.status().expect("a C compiler (`cc`, or $CC) is needed for these tests");
-    assert!(status.success(), "compiling {name}.c failed");
+    let status =
+        cc.status().unwrap_or_else(|e| panic!("{fallback} (or ${variable}) is needed for these tests: {e}"));
+    assert!(status.success(), "compiling {file} failed");
     out
 }
 
@@ -61,48 +64,53 @@ fn run(mut command: Command, how: Use) -> Output {
     command.output().expect("the program starts")
 }
 
-/// Runs a C test program and checks it printed "ok" and exited 0.
-fn run_c(name: &str, how: Use, env: &[(&str, &str)]) {
-    let mut command = Command::new(build(name, how));
+/// Runs a C or C++ test program and checks it printed "ok" and exited 0.
+fn run_c(file: &str, how: Use, env: &[(&str, &str)]) {
+    let mut command = Command::new(build(file, how));
     command.envs(env.iter().copied());
     let output = run(command, how);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success() && stdout.trim() == "ok",
-        "{name} ({how:?}) failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        "{file} ({how:?}) failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
         output.status
     );
 }
 
 #[test]
 fn every_function_keeps_glibc_semantics_preloaded() {
-    run_c("api", Use::Preloaded, &[]);
+    run_c("api.c", Use::Preloaded, &[]);
 }
 
 #[test]
 fn every_function_keeps_glibc_semantics_linked() {
-    run_c("api", Use::Linked, &[]);
+    run_c("api.c", Use::Linked, &[]);
 }
 
 #[test]
 fn every_function_keeps_glibc_semantics_purging_at_once() {
-    run_c("api", Use::Preloaded, &[("PINALLOC_PURGE_DELAY_MS", "0")]);
+    run_c("api.c", Use::Preloaded, &[("PINALLOC_PURGE_DELAY_MS", "0")]);
 }
 
 #[test]
 fn blocks_cross_threads_and_threads_exit_cleanly_preloaded() {
-    run_c("threads", Use::Preloaded, &[]);
+    run_c("threads.c", Use::Preloaded, &[]);
 }
 
 #[test]
 fn blocks_cross_threads_and_threads_exit_cleanly_linked() {
-    run_c("threads", Use::Linked, &[]);
+    run_c("threads.c", Use::Linked, &[]);
 }
 
 #[test]
 fn fork_while_other_threads_allocate() {
-    run_c("fork", Use::Preloaded, &[]);
+    run_c("fork.c", Use::Preloaded, &[]);
+}
+
+#[test]
+fn cpp_exceptions_unwind_through_the_program_preloaded() {
+    run_c("exceptions.cpp", Use::Preloaded, &[]);
 }
 
 /// Runs an unmodified program under `LD_PRELOAD`; panics with its output if it fails.

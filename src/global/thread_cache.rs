@@ -509,13 +509,16 @@ unsafe fn pop_and_install(bin: &mut Bin, mut chain: Chain) -> *mut u8 {
     block.cast()
 }
 
-/// Fresh blocks linked into a list at a time: about 4 KiB of them (at least 4), as mimalloc
-/// extends a page's free list, so the lines written are the ones about to be used.
+/// Fresh blocks linked into a list at a time: about 4 KiB of them (at least one), as
+/// mimalloc extends a page's free list, so the lines written are the ones about to be used.
+/// Linking writes each block's first word, so a block of 4 KiB or more costs a page fault
+/// when linked: those are linked one at a time, as they are asked for (a program that
+/// allocates one stdio buffer touches one page, not four).
 const fn extend_blocks(class: usize) -> u32 {
     let blocks = 4096 / super::size_class::BLOCK_SIZE[class];
     let most = magazine_blocks(class);
-    if blocks < 4 {
-        4
+    if blocks < 1 {
+        1
     } else if blocks > most {
         most
     } else {
