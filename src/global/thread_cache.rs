@@ -4,16 +4,18 @@
 //! allocations pop, one that frees push) and one spare full magazine. The fast paths touch
 //! only this thread's state: no atomics, no locks, one TLS access. When the allocation list
 //! runs dry the blocks freed since take its place, or the spare, or a magazine from the
-//! depot, or one the central layer carves; when the freed list is full it becomes the
-//! spare and the old spare goes to the depot. Every exchange moves a whole batch in O(1). Fresh blocks from the central layer arrive as a
-//! [`Carve`], linked into the list a few at a time (about 4 KiB) as they are needed; they
-//! come from a span the cache holds, one per class, which no other thread carves.
+//! depot, or one the central layer carves; when the freed list is full it becomes the spare
+//! and the old spare goes to the depot. Every exchange moves a whole batch in O(1). Fresh
+//! blocks from the central layer arrive as a [`Carve`], linked into the list a few at a
+//! time (about 4 KiB) as they are needed; they come from a span the cache holds, one per
+//! class, which no other thread carves.
 //!
-//! `free` by pointer, which looks the span up anyway, keeps a second list per class for
-//! blocks of spans other threads hold (`remote`): those are never reused by this thread,
-//! where they would share cache lines with the other thread's blocks, but go back to their
-//! spans a batch at a time, where only the holder takes them again. The layout-driven
-//! `dealloc` does not look at the span and puts every block on the thread's own list.
+//! `free` by pointer, which looks the span up anyway, keeps one more list per class for
+//! blocks of spans other threads hold (`remote`, bins of which only the freed side is
+//! used): those are never reused by this thread, where they would share cache lines with
+//! the other thread's blocks, but go back to their spans a batch at a time, where only the
+//! holder takes them again. The layout-driven `dealloc` does not look at the span and puts
+//! every block on the thread's own list.
 //!
 //! The cache is a `const`-initialised thread-local without a destructor, so reaching it costs
 //! no lazy-initialisation check. Its empty state (no blocks, limits of zero) is the sentinel
@@ -31,10 +33,10 @@ use core::ptr;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 /// One class's free blocks in a thread cache, on two lists: allocations pop `head`, frees
-/// push `freed`. When `head` runs dry the allocation slow path takes `freed` over whole
-/// ([`Bin::pop_or_recycle`], O(1)); when `freed` reaches the limit the free slow path moves it out
-/// (to the spare, or back to its spans). A refill installs a chain on `head` whatever its
-/// length (a span's whole free list), so only `freed` is bounded by the limit.
+/// push `freed`. When `head` runs dry an allocation takes `freed` over whole
+/// ([`Bin::pop_or_recycle`], O(1)); when `freed` reaches the limit the free slow path moves
+/// it out (to the spare, or back to its spans). A refill installs a chain on `head`
+/// whatever its length (a span's whole free list), so only `freed` is bounded by the limit.
 ///
 /// Why two lists (mimalloc, too, splits a page's free list into `free` and `local_free`):
 /// with one, a `free` stores the word that the next allocation of its class loads. The
