@@ -21,7 +21,7 @@
 //! That fast path reads the block's page slot in the span table, which holds the class (as
 //! its list's offset in a thread cache) and the span's holder (for a block past its span's
 //! first page, over 8 KiB, a copy of the class and no holder), so it also reads the holder:
-//! a block of a span another thread is carving goes on a second list, which goes back to
+//! a block of a span another thread is carving goes on a list of its own, which goes back to
 //! the spans (to their holders) a batch at a time; any other block goes on the thread's
 //! list of freed blocks, which its allocations take over when their list runs dry. A thread
 //! freeing a block it was handed by another (cache-scratch's pattern) therefore does not
