@@ -93,15 +93,15 @@ pub(crate) struct Span {
     pub outstanding: u32,
     /// Blocks on `free`.
     pub free_count: u32,
-    /// The token of the thread cache that *holds* this span to carve it, or [`NO_OWNER`]
-    /// (never any other value: `free` tells holders apart by the tokens' common mark, see
-    /// `thread_cache::held_by_others`). Only the holder carves a held span, reaching it through its cache rather than the
-    /// partial list, and the span stays even when all its blocks are back; the holder lets
-    /// go when it has carved the last block or exits. `free` by pointer compares the token
-    /// with its own, to keep other threads' fresh blocks out of its list (see
-    /// `by_pointer.rs`). Written under the class lock, read without it by `free`, hence
-    /// atomic; `Relaxed` on both sides, no partner: the value is a hint that orders
-    /// nothing, and the lock orders the writers.
+    /// The token of the thread cache that *holds* this span to carve it, or [`NO_OWNER`] (never
+    /// any other value: `free` tells holders apart by the tokens' common mark, see
+    /// `thread_cache::held_by_others`). Only the holder carves a held span, reaching it through
+    /// its cache rather than the partial list, and the span stays even when all its blocks are
+    /// back; the holder lets go when it has carved the last block or exits. `free` by pointer
+    /// compares the token with its own, to keep other threads' fresh blocks out of its list
+    /// (see `by_pointer.rs`). Written under the class lock, read without it by `free`, hence
+    /// atomic; `Relaxed` on both sides, no partner: the value is a hint that orders nothing,
+    /// and the lock orders the writers.
     pub owner: AtomicU32,
     pub pages: u8,
     /// Whether the span is on its class's partial list.

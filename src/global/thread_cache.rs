@@ -803,20 +803,12 @@ mod tests {
             let (mut allocs, mut frees) = (0u64, 0u64);
             for op in ops {
                 match op {
-                    Op::Pop => {
+                    Op::Pop | Op::PopOrRecycle => {
+                        let recycle = matches!(op, Op::PopOrRecycle);
                         // SAFETY: here and below, the bin's blocks and `spare`'s are distinct
                         // words of `pool`, which outlives the bin.
-                        let popped = unsafe { bin.pop() };
-                        prop_assert_eq!(popped, (!head.is_empty()).then(|| head.remove(0)));
-                        if let Some(block) = popped {
-                            allocs += 1;
-                            spare.push(block);
-                        }
-                    }
-                    Op::PopOrRecycle => {
-                        // SAFETY: as above.
-                        let popped = unsafe { bin.pop_or_recycle() };
-                        if head.is_empty() {
+                        let popped = unsafe { if recycle { bin.pop_or_recycle() } else { bin.pop() } };
+                        if recycle && head.is_empty() {
                             head = core::mem::take(&mut freed);
                         }
                         prop_assert_eq!(popped, (!head.is_empty()).then(|| head.remove(0)));
@@ -844,7 +836,8 @@ mod tests {
                     }
                     Op::TakeFreed => {
                         let chain = bin.take_freed();
-                        prop_assert_eq!((chain.head.cast(), chain.count as usize), (freed.first().copied().unwrap_or(ptr::null_mut()), freed.len()));
+                        let front = freed.first().copied().unwrap_or(ptr::null_mut());
+                        prop_assert_eq!((chain.head.cast(), chain.count as usize), (front, freed.len()));
                         spare.append(&mut freed);
                     }
                     Op::Reinstall(n) => {
@@ -867,7 +860,8 @@ mod tests {
                         (allocs, frees) = (0, 0);
                     }
                 }
-                prop_assert_eq!((bin.head_len() as usize, bin.freed_len() as usize), (head.len(), freed.len()));
+                let lengths = (bin.head_len() as usize, bin.freed_len() as usize);
+                prop_assert_eq!(lengths, (head.len(), freed.len()));
                 prop_assert_eq!((bin.alloc_hits, bin.free_hits()), (allocs, frees));
             }
         }
